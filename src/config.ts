@@ -134,8 +134,9 @@ export function loadConfig(
       values[key] = parseValue(key, String(flag), `--${kebab(key)}`);
     } else if (fromEnv !== undefined && fromEnv !== '') {
       values[key] = parseValue(key, fromEnv, SPEC[key].env);
-    } else if ('default' in SPEC[key]) {
-      values[key] = SPEC[key].default;
+    } else {
+      const spec = SPEC[key] as { default?: string | number };
+      if (spec.default !== undefined) values[key] = spec.default;
     }
   }
 
