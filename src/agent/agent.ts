@@ -150,9 +150,14 @@ export class SwarmAgent {
     );
     this.consumers.add(consumer);
 
+    const onAbort = (): void => void consumer.stop();
+    if (options.signal?.aborted) onAbort();
+    else options.signal?.addEventListener('abort', onAbort, { once: true });
+
     try {
       await consumer.start();
     } finally {
+      options.signal?.removeEventListener('abort', onAbort);
       this.consumers.delete(consumer);
     }
   }

@@ -16,6 +16,8 @@ export interface ConsumeOptions {
   leaseMs?: number;
   /** Most handlers running at once; a poll never leases more than the free slots. Default 10. */
   concurrency?: number;
+  /** Stops this loop alone (running handlers finish, acks are sent); the agent stays registered. */
+  signal?: AbortSignal;
   /** Called with the queueIds the server confirmed as acknowledged. */
   onAcked?: (queueIds: string[]) => void;
   /** Called after a failed attempt was reported (retried or dead-lettered by the server). */
@@ -71,6 +73,7 @@ export class PullConsumer {
   /** Starts the loop; the promise settles once stop() has drained it. */
   start(): Promise<void> {
     if (this.loop) return this.loop;
+    if (this.abort.signal.aborted) return Promise.resolve();
 
     this.running = true;
     this.loop = this.run();
