@@ -1,0 +1,773 @@
+// The swarm itself: every operation of the contract, and the background loops that keep the
+// queue moving (push dispatch, lease and TTL sweeps, auto-prune). It owns the clock and the
+// long-poll wake-ups; it never builds SQL and never touches HTTP objects.
+
+import { randomUUID } from 'node:crypto';
+
+import type { Logger } from 'pino';
+
+import type { Config } from '../config.ts';
+import { backoffDelay } from '../core/backoff.ts';
+import { invalidRequest, notFound, SwarmError } from '../core/errors.ts';
+import { parseTarget } from '../core/targets.ts';
+import type { Agent, AgentView, Delivery, QueueEntry } from '../core/types.ts';
+import type { AgentRoutes, BackoffFn, NewEntry, Store } from '../store/store.ts';
+import { type Clock, systemClock } from './clock.ts';
+import type {
+  AckResult,
+  Actor,
+  AgentDetail,
+  AgentQuery,
+  AuditRecord,
+  DeadLetterQuery,
+  DispatchResult,
+  EnqueueInput,
+  EnqueueResult,
+  HeartbeatInput,
+  Liveness,
+  NackInput,
+  NackResult,
+  Page,
+  PollInput,
+  PruneInput,
+  PruneResult,
+  PublishInput,
+  PublishResult,
+  PurgeInput,
+  PurgeResult,
+  QueueSummary,
+  RegisterAgentInput,
+  RegisterAgentResult,
+  RequeueInput,
+  RequeueResult,
+  RoutingForType,
+  RoutingOverview,
+  SwarmApi,
+  SwarmHealth,
+  SwarmMetrics,
+} from './contract.ts';
+import { decodeCursor, encodeCursor } from './cursor.ts';
+import { Dispatcher } from './dispatcher.ts';
+import { EnqueueBatcher } from './enqueue-batcher.ts';
+import { buildCopies, buildEntry, normalizeMessage } from './messages.ts';
+import { Observer, queueGauges } from './observe.ts';
+import { createHttpTransport, type PushTransport } from './transport.ts';
+import { type RouteKey, routeKey, Waiters } from './waiters.ts';
+
+export const VERSION = '0.1.0';
+
+/** The dispatcher's own passes take this many deliveries at most before yielding. */
+const BACKGROUND_DISPATCH_LIMIT = 1000;
+const SWEEP_BATCH = 1000;
+
+export interface EngineOptions {
+  store: Store;
+  config: Readonly<Config>;
+  log: Logger;
+  clock?: Clock;
+  transport?: PushTransport;
+  /** Background loops; tests drive passes by hand with `false`. */
+  loops?: boolean;
+}
+
+export class SwarmEngine implements SwarmApi {
+  readonly store: Store;
+  readonly config: Readonly<Config>;
+  readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly transport: PushTransport;
+  private readonly startedAt: number;
+  private readonly waiters = new Waiters();
+  private readonly dispatcher: Dispatcher;
+  private readonly observer: Observer;
+  private readonly batcher: EnqueueBatcher;
+  private readonly backoff: BackoffFn;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly loops: boolean;
+  private stopped = false;
+  private sweeping = false;
+  /** Routes with a live push agent: an enqueue to one of them starts a dispatch pass at once. */
+  private pushRoutes = new Set<RouteKey>();
+
+  constructor(options: EngineOptions) {
+    this.store = options.store;
+    this.config = options.config;
+    this.log = options.log;
+    this.clock = options.clock ?? systemClock;
+    this.transport = options.transport ?? createHttpTransport();
+    this.loops = options.loops ?? true;
+    this.startedAt = this.clock.now();
+
+    this.backoff = (attempt) =>
+      backoffDelay(attempt, this.config.backoffBaseMs, this.config.backoffCapMs);
+    this.dispatcher = new Dispatcher(
+      this.store,
+      this.clock,
+      this.config,
+      this.transport,
+      this.backoff,
+      this.log,
+    );
+    this.observer = new Observer(
+      this.store,
+      this.clock,
+      this.config,
+      this.startedAt,
+      this.dispatcher.lastPicked,
+    );
+    this.batcher = new EnqueueBatcher((entries) => this.store.enqueue(entries, this.clock.now()));
+  }
+
+  /** Starts the background loops. */
+  async start(): Promise<void> {
+    await this.refreshPushRoutes();
+    if (!this.loops) return;
+
+    this.every(this.config.dispatchIntervalMs, () => this.dispatchTick());
+    this.every(this.config.sweepIntervalMs, () => this.sweep());
+    if (this.config.autoPruneAfterMs > 0) {
+      // Checking ten times per auto-prune period bounds the overshoot to a tenth of it.
+      const period = Math.max(
+        1000,
+        Math.min(60_000, Math.floor(this.config.autoPruneAfterMs / 10)),
+      );
+      this.every(period, () => this.autoPrune());
+    }
+  }
+
+  /** Stops the loops and answers parked long-polls with what they have: nothing. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const timer of this.timers) clearInterval(timer);
+    this.waiters.notifyAll();
+    await this.dispatcher.idle();
+    await this.batcher.idle();
+    await this.transport.close();
+  }
+
+  private every(ms: number, task: () => Promise<unknown>): void {
+    let busy = false;
+    const timer = setInterval(() => {
+      if (busy || this.stopped) return;
+      busy = true;
+      task()
+        .catch((err) => this.log.error({ err }, 'background task failed'))
+        .finally(() => {
+          busy = false;
+        });
+    }, ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  // Health and observation
+
+  liveness(): Liveness {
+    const now = this.clock.now();
+    return {
+      status: 'ok',
+      version: VERSION,
+      uptimeMs: now - this.startedAt,
+      startedAt: this.startedAt,
+    };
+  }
+
+  ready(): Promise<boolean> {
+    return this.store.ping();
+  }
+
+  swarmHealth(): Promise<SwarmHealth> {
+    return this.observer.health();
+  }
+
+  metrics(): Promise<SwarmMetrics> {
+    return this.observer.metrics();
+  }
+
+  routing(type: string | undefined, count: number): Promise<RoutingOverview | RoutingForType> {
+    return this.observer.routing(type, count);
+  }
+
+  async queueSummary(): Promise<QueueSummary> {
+    const now = this.clock.now();
+    const [gauges, byTopic, stats] = await Promise.all([
+      this.store.gauges(now),
+      this.store.byTopic(),
+      this.store.stats(),
+    ]);
+    return { ...queueGauges(gauges, now), byTopic, stats };
+  }
+
+  // Agents
+
+  private view(agent: Agent, inflight: number, now = this.clock.now()): AgentView {
+    return { ...agent, stale: agent.lastHeartbeat < now - this.config.staleAfterMs, inflight };
+  }
+
+  async listAgents(query: AgentQuery): Promise<Page<AgentView>> {
+    const now = this.clock.now();
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, 'id');
+    const page = await this.store.listAgents({
+      type: query.type,
+      status: query.status,
+      stale: query.stale,
+      staleBefore: now - this.config.staleAfterMs,
+      limit: query.limit,
+      afterId: after === undefined ? undefined : String(after.id),
+    });
+    const inflight = await this.store.inflightByAgent();
+    const last = page.items[page.items.length - 1];
+
+    return {
+      items: page.items.map((agent) => this.view(agent, inflight.get(agent.id) ?? 0, now)),
+      total: page.total,
+      nextCursor:
+        page.items.length === query.limit && last !== undefined
+          ? encodeCursor({ id: last.id })
+          : null,
+    };
+  }
+
+  async getAgent(id: string): Promise<AgentDetail> {
+    const agent = await this.requireAgent(id);
+    const [inflight, subscriptions] = await Promise.all([
+      this.store.inflightOf(id),
+      this.store.subscriptionsOf(id),
+    ]);
+    return { ...this.view(agent, inflight), subscriptions };
+  }
+
+  private async requireAgent(id: string): Promise<Agent> {
+    const agent = await this.store.getAgent(id);
+    if (agent === null) throw notFound('agent', id);
+    return agent;
+  }
+
+  async registerAgent(input: RegisterAgentInput): Promise<RegisterAgentResult> {
+    const now = this.clock.now();
+    const existing = input.id === undefined ? null : await this.store.getAgent(input.id);
+
+    const agent = await this.store.upsertAgent({
+      id: input.id ?? `${input.type}-${randomUUID().slice(0, 8)}`,
+      type: input.type,
+      status: input.status ?? 'active',
+      capabilities: [...new Set(input.capabilities ?? existing?.capabilities ?? [])],
+      endpoint: input.endpoint === undefined ? (existing?.endpoint ?? null) : input.endpoint,
+      maxInflight: input.maxInflight ?? existing?.maxInflight ?? this.config.defaultMaxInflight,
+      metadata: input.metadata ?? existing?.metadata ?? {},
+      registeredAt: now,
+      lastHeartbeat: now,
+    });
+
+    await this.onAgentsChanged();
+    this.log.info(
+      { agentId: agent.id, type: agent.type, push: agent.endpoint !== null },
+      'agent registered',
+    );
+
+    return {
+      agent: this.view(agent, await this.store.inflightOf(agent.id), now),
+      heartbeatIntervalMs: this.config.heartbeatIntervalMs,
+      staleAfterMs: this.config.staleAfterMs,
+    };
+  }
+
+  async heartbeat(id: string, input: HeartbeatInput): Promise<void> {
+    const known = await this.store.heartbeat(id, this.clock.now(), input.status);
+    if (!known) throw notFound('agent', id);
+
+    // A status change can make an agent live or not live for push delivery.
+    if (input.status !== undefined) await this.onAgentsChanged();
+  }
+
+  async deregisterAgent(id: string): Promise<{ released: number; deadLettered: number }> {
+    const outcome = await this.store.removeAgents([id], 'no_route', this.clock.now());
+    if (outcome.removed.length === 0) throw notFound('agent', id);
+
+    this.waiters.notify([routeKey('agent', id)]);
+    await this.onAgentsChanged();
+    this.log.info({ agentId: id, released: outcome.released }, 'agent deregistered');
+    return { released: outcome.released, deadLettered: outcome.deadLettered };
+  }
+
+  async subscribe(agentId: string, topic: string): Promise<void> {
+    await this.requireAgent(agentId);
+    await this.store.subscribe(agentId, topic, this.clock.now());
+  }
+
+  async unsubscribe(agentId: string, topic: string): Promise<void> {
+    await this.requireAgent(agentId);
+    await this.store.unsubscribe(agentId, topic);
+  }
+
+  subscriptions(topic?: string): Promise<Record<string, string[]>> {
+    return this.store.subscriptions(topic);
+  }
+
+  /** Released leases and new agents may have work waiting: wake polls and the dispatcher. */
+  private async onAgentsChanged(): Promise<void> {
+    await this.refreshPushRoutes();
+    this.waiters.notifyAll();
+    this.pokeDispatcher();
+  }
+
+  private async refreshPushRoutes(): Promise<void> {
+    const live = await this.store.liveAgents(this.clock.now() - this.config.staleAfterMs);
+    const routes = new Set<RouteKey>();
+    for (const agent of live) {
+      if (agent.endpoint === null) continue;
+      for (const route of routesOf(agent)) routes.add(route);
+    }
+    this.pushRoutes = routes;
+  }
+
+  // Messages
+
+  async enqueue(inputs: EnqueueInput[]): Promise<EnqueueResult[]> {
+    const now = this.clock.now();
+    const defaults = { now, defaultMaxAttempts: this.config.defaultMaxAttempts };
+
+    // Parse everything before writing anything: one bad message rejects the whole request.
+    const planned: { messageId: string; entries: NewEntry[] }[] = [];
+    let live: Agent[] | null = null;
+    for (const [index, input] of inputs.entries()) {
+      const message = withIndex(index, inputs.length, () => normalizeMessage(input.message, now));
+      const target = withIndex(index, inputs.length, () => parseTarget(message.target));
+
+      if (target.kind === 'broadcast') {
+        live ??= await this.store.liveAgents(now - this.config.staleAfterMs);
+        const ids = live.map((agent) => agent.id);
+        planned.push({
+          messageId: message.id,
+          entries: buildCopies(message, ids, input, defaults),
+        });
+      } else {
+        planned.push({
+          messageId: message.id,
+          entries: [buildEntry(message, target, input, defaults)],
+        });
+      }
+    }
+
+    const outcomes = await this.batcher.enqueue(planned.flatMap((p) => p.entries));
+    this.afterEnqueue(planned.flatMap((p) => p.entries));
+
+    let offset = 0;
+    return planned.map((plan) => {
+      const mine = outcomes.slice(offset, offset + plan.entries.length);
+      offset += plan.entries.length;
+      const first = mine[0];
+      return {
+        queueId: first?.queueId ?? null,
+        queueIds: mine.filter((o) => !o.duplicate).map((o) => o.queueId),
+        duplicate: mine.length > 0 && mine.every((o) => o.duplicate),
+        messageId: plan.messageId,
+      };
+    });
+  }
+
+  async publish(input: PublishInput): Promise<PublishResult> {
+    const now = this.clock.now();
+    const subscribers = await this.store.subscribers(input.topic);
+    const message = normalizeMessage(
+      {
+        id: input.id,
+        source: input.source,
+        target: `topic:${input.topic}`,
+        type: input.type ?? 'EVENT',
+        topic: input.topic,
+        payload: input.payload,
+        priority: input.priority,
+        ttlMs: input.ttlMs,
+        headers: input.headers,
+        correlationId: input.correlationId,
+      },
+      now,
+    );
+
+    // Each copy is addressed to its subscriber, so it can be followed, requeued or pruned
+    // like any direct message.
+    const entries = buildCopies(
+      message,
+      subscribers,
+      {},
+      {
+        now,
+        defaultMaxAttempts: this.config.defaultMaxAttempts,
+      },
+    ).map((entry, i) => ({
+      ...entry,
+      message: { ...entry.message, target: subscribers[i] as string },
+    }));
+
+    const outcomes = await this.batcher.enqueue(entries);
+    this.afterEnqueue(entries);
+    const created = outcomes.filter((o) => !o.duplicate).map((o) => o.queueId);
+    return { enqueued: created.length, queueIds: created };
+  }
+
+  private afterEnqueue(entries: NewEntry[]): void {
+    const routes = new Set<RouteKey>();
+    for (const entry of entries) routes.add(routeKey(entry.routeKind, entry.routeKey));
+    this.waiters.notify(routes);
+
+    for (const route of routes) {
+      if (this.pushRoutes.has(route)) {
+        this.pokeDispatcher();
+        break;
+      }
+    }
+  }
+
+  private pokeDispatcher(): void {
+    if (this.stopped || !this.loops) return;
+    setImmediate(() => {
+      void this.dispatcher
+        .pass(BACKGROUND_DISPATCH_LIMIT)
+        .catch((err) => this.log.error({ err }, 'dispatch pass failed'));
+    });
+  }
+
+  // Pull delivery
+
+  async poll(agentId: string, input: PollInput, signal?: AbortSignal): Promise<Delivery[]> {
+    const agent = await this.requireAgent(agentId);
+    if (agent.status === 'offline') return [];
+
+    // Polling is proof of life: a stale agent that polls is live again, since stale agents
+    // never receive deliveries. Fresh agents pay no write for it.
+    const now = this.clock.now();
+    if (agent.lastHeartbeat < now - this.config.heartbeatIntervalMs) {
+      await this.store.heartbeat(agentId, now);
+    }
+
+    const routes = { agentId, type: agent.type, capabilities: agent.capabilities };
+    const deadline = now + input.waitMs;
+
+    for (;;) {
+      const deliveries = await this.store.claim(routes, {
+        limit: input.limit,
+        leaseMs: input.leaseMs,
+        now: this.clock.now(),
+      });
+      if (deliveries.length > 0 || input.waitMs === 0 || this.stopped) return deliveries;
+
+      const remaining = deadline - this.clock.now();
+      if (remaining <= 0 || signal?.aborted) return [];
+
+      // Woken by an enqueue to one of our routes, by the sweeper when delayed entries or
+      // released leases may have become ready, by shutdown, or by the client leaving.
+      await this.waiters.wait(routesOf(agent), Math.min(remaining, 5_000), signal);
+      if (signal?.aborted || this.stopped) return [];
+    }
+  }
+
+  async ack(queueIds: string[], agentId?: string): Promise<AckResult> {
+    const result = await this.store.ack(queueIds, agentId, this.clock.now());
+    if (result.acked > 0 && this.pushRoutes.size > 0) this.pokeDispatcher();
+    return result;
+  }
+
+  async nack(input: NackInput): Promise<NackResult> {
+    const result = await this.store.fail(
+      input.queueIds,
+      {
+        error: input.error ?? 'nacked by agent',
+        retry: input.retry ?? true,
+        delayMs: input.delayMs,
+        agentId: input.agentId,
+        now: this.clock.now(),
+      },
+      this.backoff,
+    );
+
+    // A retry with no delay is ready now.
+    if (result.retried > 0 && input.delayMs === 0) this.waiters.notifyAll();
+    return result;
+  }
+
+  async pollAndAck(agentId: string, limit: number): Promise<Delivery[]> {
+    const agent = await this.requireAgent(agentId);
+    const now = this.clock.now();
+    if (agent.status === 'offline') return [];
+    if (agent.lastHeartbeat < now - this.config.heartbeatIntervalMs) {
+      await this.store.heartbeat(agentId, now);
+    }
+    return this.store.claimAndAck(routesFor(agent), limit, now);
+  }
+
+  // Queue views
+
+  async listDeadLetters(query: DeadLetterQuery): Promise<Page<QueueEntry>> {
+    const after =
+      query.cursor === undefined
+        ? undefined
+        : decodeCursor(query.cursor, 'deadLetteredAt', 'queueId');
+    const page = await this.store.deadLetters({
+      topic: query.topic,
+      target: query.target,
+      reason: query.reason,
+      limit: query.limit,
+      after:
+        after === undefined
+          ? undefined
+          : { deadLetteredAt: Number(after.deadLetteredAt), queueId: String(after.queueId) },
+    });
+    const last = page.items[page.items.length - 1];
+
+    return {
+      items: page.items,
+      total: page.total,
+      nextCursor:
+        page.items.length === query.limit && last !== undefined
+          ? encodeCursor({ deadLetteredAt: last.deadLetteredAt, queueId: last.queueId })
+          : null,
+    };
+  }
+
+  async getEntry(queueId: string): Promise<QueueEntry> {
+    const entry = await this.store.getEntry(queueId);
+    if (entry === null) {
+      throw new SwarmError('not_found', `queue entry ${queueId} does not exist`, [
+        { field: 'queueId', message: queueId },
+      ]);
+    }
+    return entry;
+  }
+
+  async listAudit(limit: number, cursor?: string): Promise<Page<AuditRecord>> {
+    const before = cursor === undefined ? undefined : decodeCursor(cursor, 'id');
+    const page = await this.store.listAudit(
+      limit,
+      before === undefined ? undefined : String(before.id),
+    );
+    const last = page.items[page.items.length - 1];
+    return {
+      items: page.items,
+      total: page.total,
+      nextCursor:
+        page.items.length === limit && last !== undefined ? encodeCursor({ id: last.id }) : null,
+    };
+  }
+
+  // Recovery
+
+  async dispatch(limit: number, actor: Actor): Promise<DispatchResult> {
+    const result = await this.dispatcher.pass(limit);
+    await this.audit(actor, 'dispatch', { limit }, { ...result });
+    return result;
+  }
+
+  /** Each requeue-dlq or prune-stale call is one recovery cycle: its starting state is kept. */
+  private async recordCycle(action: string): Promise<void> {
+    const { state } = await this.observer.currentState();
+    await this.store.recordCycle({ at: this.clock.now(), action, ...state });
+  }
+
+  async requeueDeadLetters(input: RequeueInput, actor: Actor): Promise<RequeueResult> {
+    if (!input.dryRun) await this.recordCycle('requeue-dlq');
+
+    const outcome = await this.store.requeue({
+      filter: { ids: input.ids, topic: input.topic, target: input.target, reason: input.reason },
+      limit: input.limit,
+      dryRun: input.dryRun,
+      now: this.clock.now(),
+    });
+    const result: RequeueResult = {
+      requeued: outcome.requeued.length,
+      remaining: outcome.remaining,
+      skipped: outcome.skipped,
+      dryRun: input.dryRun,
+      queueIds: outcome.requeued,
+    };
+
+    if (!input.dryRun && outcome.requeued.length > 0) {
+      this.waiters.notifyAll();
+      this.pokeDispatcher();
+    }
+    await this.audit(
+      actor,
+      'requeue-dlq',
+      { ...input },
+      {
+        requeued: result.requeued,
+        remaining: result.remaining,
+        skipped: result.skipped.length,
+        dryRun: result.dryRun,
+      },
+    );
+    return result;
+  }
+
+  async pruneStale(input: PruneInput, actor: Actor): Promise<PruneResult> {
+    if (input.staleMs < this.config.pruneMinStaleMs) {
+      throw invalidRequest(
+        `staleMs must be an integer of at least ${this.config.pruneMinStaleMs}`,
+        [{ field: 'staleMs', message: `minimum ${this.config.pruneMinStaleMs}` }],
+      );
+    }
+    if (!input.dryRun) await this.recordCycle('prune-stale');
+
+    const result = await this.prune(input.staleMs, input.dryRun);
+    await this.audit(
+      actor,
+      'prune-stale',
+      { ...input },
+      {
+        removed: result.removed,
+        released: result.released,
+        deadLettered: result.deadLettered,
+        dryRun: result.dryRun,
+      },
+    );
+    return result;
+  }
+
+  private async prune(staleMs: number, dryRun: boolean): Promise<PruneResult> {
+    const now = this.clock.now();
+    const ids = await this.store.staleAgentIds(now - staleMs);
+
+    if (dryRun) {
+      const total = (await this.store.agentCounts(now - this.config.staleAfterMs)).total;
+      return {
+        removed: ids.length,
+        remaining: total - ids.length,
+        removedIds: ids,
+        released: 0,
+        deadLettered: 0,
+        dryRun,
+      };
+    }
+
+    const outcome = await this.store.removeAgents(ids, 'target_pruned', now);
+    if (outcome.removed.length > 0) {
+      await this.onAgentsChanged();
+      this.log.info(
+        { removed: outcome.removed.length, released: outcome.released },
+        'stale agents pruned',
+      );
+    }
+    const total = (await this.store.agentCounts(now - this.config.staleAfterMs)).total;
+
+    return {
+      removed: outcome.removed.length,
+      remaining: total,
+      removedIds: outcome.removed,
+      released: outcome.released,
+      deadLettered: outcome.deadLettered,
+      dryRun,
+    };
+  }
+
+  async purgeDeadLetters(input: PurgeInput, actor: Actor): Promise<PurgeResult> {
+    const now = this.clock.now();
+    const outcome = await this.store.purge(
+      {
+        ids: input.ids,
+        topic: input.topic,
+        reason: input.reason,
+        deadBefore: input.olderThanMs === undefined ? undefined : now - input.olderThanMs,
+      },
+      input.dryRun,
+      now,
+    );
+    const result = { ...outcome, dryRun: input.dryRun };
+    await this.audit(actor, 'purge-dlq', { ...input }, { ...result });
+    return result;
+  }
+
+  private async audit(
+    actor: Actor,
+    action: string,
+    parameters: Record<string, unknown>,
+    result: Record<string, unknown>,
+  ): Promise<void> {
+    const at = this.clock.now();
+    await this.store.appendAudit({
+      at,
+      timestamp: new Date(at).toISOString(),
+      scope: actor.scope,
+      tokenName: actor.tokenName,
+      action,
+      parameters:
+        actor.requestId === undefined ? parameters : { ...parameters, requestId: actor.requestId },
+      result,
+    });
+    this.log.info(
+      { action, scope: actor.scope, token: actor.tokenName, result },
+      'recovery action',
+    );
+  }
+
+  // Background work
+
+  private async dispatchTick(): Promise<void> {
+    await this.refreshPushRoutes();
+    await this.dispatcher.pass(BACKGROUND_DISPATCH_LIMIT);
+  }
+
+  /** Expires TTLs and reclaims lapsed leases; each runs until its backlog is gone. */
+  async sweep(): Promise<{ expired: number; released: number }> {
+    if (this.sweeping) return { expired: 0, released: 0 };
+    this.sweeping = true;
+
+    try {
+      let expired = 0;
+      let released = 0;
+      for (;;) {
+        const now = this.clock.now();
+        const e = await this.store.expireEntries(now, SWEEP_BATCH);
+        const r = await this.store.releaseExpiredLeases(now, this.backoff, SWEEP_BATCH);
+        expired += e;
+        released += r;
+        if (e < SWEEP_BATCH && r < SWEEP_BATCH) break;
+      }
+
+      if (expired > 0 || released > 0) {
+        this.log.debug({ expired, released }, 'sweep');
+        this.pokeDispatcher();
+      }
+      // Delayed entries and retries become ready with time, not with an event: let parked
+      // polls look again.
+      this.waiters.notifyAll();
+      return { expired, released };
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  private async autoPrune(): Promise<void> {
+    const result = await this.prune(this.config.autoPruneAfterMs, false);
+    if (result.removed === 0) return;
+    await this.audit(
+      { scope: 'admin', tokenName: 'auto-prune' },
+      'auto-prune',
+      { staleMs: this.config.autoPruneAfterMs },
+      { removed: result.removed, released: result.released, deadLettered: result.deadLettered },
+    );
+  }
+}
+
+function routesFor(agent: Agent): AgentRoutes {
+  return { agentId: agent.id, type: agent.type, capabilities: agent.capabilities };
+}
+
+function routesOf(agent: Agent): RouteKey[] {
+  return [
+    routeKey('agent', agent.id),
+    routeKey('type', agent.type),
+    ...agent.capabilities.map((c) => routeKey('capability', c)),
+  ];
+}
+
+/** Names the message in a batch that a validation error is about. */
+function withIndex<T>(index: number, count: number, work: () => T): T {
+  try {
+    return work();
+  } catch (err) {
+    if (err instanceof SwarmError && count > 1) {
+      throw new SwarmError(err.code, `messages[${index}]: ${err.message}`, err.details);
+    }
+    throw err;
+  }
+}

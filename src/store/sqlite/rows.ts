@@ -1,0 +1,86 @@
+// Row shapes of the SQLite tables and their mapping to domain objects.
+
+import type {
+  Agent,
+  AgentStatus,
+  DeadLetterReason,
+  DeadLetterRecord,
+  EntryState,
+  Message,
+  QueueEntry,
+} from '../../core/types.ts';
+
+export interface AgentRow {
+  id: string;
+  type: string;
+  status: string;
+  capabilities: string;
+  endpoint: string | null;
+  max_inflight: number;
+  metadata: string;
+  registered_at: number;
+  last_heartbeat: number;
+}
+
+export interface EntryRow {
+  queue_id: number;
+  message_id: string;
+  dedupe_key: string;
+  target: string;
+  route_kind: string;
+  route_key: string;
+  topic: string | null;
+  priority: number;
+  state: EntryState;
+  enqueued_at: number;
+  available_at: number;
+  expires_at: number | null;
+  attempts: number;
+  max_attempts: number;
+  last_error: string | null;
+  assigned_to: string | null;
+  lease_expires_at: number | null;
+  reason: string | null;
+  dead_lettered_at: number | null;
+  history: string | null;
+  message: string;
+}
+
+export function toAgent(row: AgentRow): Agent {
+  return {
+    id: row.id,
+    type: row.type,
+    status: row.status as AgentStatus,
+    capabilities: JSON.parse(row.capabilities) as string[],
+    endpoint: row.endpoint,
+    maxInflight: row.max_inflight,
+    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+    registeredAt: row.registered_at,
+    lastHeartbeat: row.last_heartbeat,
+  };
+}
+
+export function toEntry(row: EntryRow): QueueEntry {
+  return {
+    queueId: String(row.queue_id),
+    message: JSON.parse(row.message) as Message,
+    state: row.state,
+    enqueuedAt: row.enqueued_at,
+    availableAt: row.available_at,
+    attempts: row.attempts,
+    maxAttempts: row.max_attempts,
+    lastError: row.last_error,
+    assignedTo: row.assigned_to,
+    leaseExpiresAt: row.lease_expires_at,
+    reason: row.reason as DeadLetterReason | null,
+    deadLetteredAt: row.dead_lettered_at,
+    history: row.history === null ? [] : (JSON.parse(row.history) as DeadLetterRecord[]),
+  };
+}
+
+/** queueIds are decimal strings outside the store; anything else names no entry. */
+export function parseQueueId(queueId: string): number | null {
+  if (!/^[1-9]\d{0,15}$/.test(queueId)) return null;
+  const n = Number(queueId);
+  return Number.isSafeInteger(n) ? n : null;
+}

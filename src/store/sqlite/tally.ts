@@ -1,0 +1,73 @@
+// Counter deltas gathered while a transaction runs and written once at its end, so a batch of
+// a thousand entries costs a handful of counter updates instead of thousands.
+
+import type { EntryState, Stats } from '../../core/types.ts';
+
+export type CounterName = keyof Stats | 'queued' | 'inflight' | 'dead';
+
+export interface RateDelta {
+  attempts: number;
+  failures: number;
+  deadLettered: number;
+  enqueued: number;
+  delivered: number;
+}
+
+/** The fields of an entry that its gauges are keyed by. */
+export interface GaugeKey {
+  topic: string | null;
+  route_kind: string;
+  route_key: string;
+}
+
+const GAUGE_OF: Record<EntryState, 0 | 1 | 2> = { pending: 0, inflight: 1, dead: 2 };
+const COUNTER_OF: Record<EntryState, CounterName> = {
+  pending: 'queued',
+  inflight: 'inflight',
+  dead: 'dead',
+};
+
+export const NO_TOPIC = '(none)';
+
+export class Tally {
+  readonly counters = new Map<CounterName, number>();
+  readonly gauges = new Map<string, [string, string, number[]]>();
+  readonly rate: RateDelta = {
+    attempts: 0,
+    failures: 0,
+    deadLettered: 0,
+    enqueued: 0,
+    delivered: 0,
+  };
+
+  /** The transaction's time, for the rate bucket its deltas land in. */
+  constructor(readonly now: number) {}
+
+  count(name: CounterName, by = 1): void {
+    this.counters.set(name, (this.counters.get(name) ?? 0) + by);
+  }
+
+  /** An entry moves between states; null is "does not exist". */
+  move(entry: GaugeKey, from: EntryState | null, to: EntryState | null): void {
+    if (from === to) return;
+
+    if (from !== null) this.count(COUNTER_OF[from], -1);
+    if (to !== null) this.count(COUNTER_OF[to], 1);
+
+    this.gauge('topic', entry.topic ?? NO_TOPIC, from, to);
+    this.gauge('route', `${entry.route_kind}:${entry.route_key}`, from, to);
+  }
+
+  private gauge(dim: string, key: string, from: EntryState | null, to: EntryState | null): void {
+    const id = `${dim}\u0000${key}`;
+    let row = this.gauges.get(id);
+    if (row === undefined) {
+      row = [dim, key, [0, 0, 0]];
+      this.gauges.set(id, row);
+    }
+
+    const values = row[2];
+    if (from !== null) values[GAUGE_OF[from]] = (values[GAUGE_OF[from]] ?? 0) - 1;
+    if (to !== null) values[GAUGE_OF[to]] = (values[GAUGE_OF[to]] ?? 0) + 1;
+  }
+}

@@ -1,0 +1,241 @@
+// The store contract. The engine talks to storage only through this interface; nothing here
+// names a driver. Every method is one transaction: it happens whole or not at all, and the
+// counters it touches change in that same transaction, so the conservation equation
+//   stats.enqueued = stats.delivered + queued + inflight + deadLettered + stats.purged
+// holds at every commit, across crashes.
+
+import type { CycleSnapshot } from '../core/escalation.ts';
+import type { TargetKind } from '../core/targets.ts';
+import type {
+  Agent,
+  AgentStatus,
+  DeadLetterReason,
+  Delivery,
+  Message,
+  QueueEntry,
+  Stats,
+  TopicGauges,
+} from '../core/types.ts';
+import type { AuditRecord } from '../engine/contract.ts';
+
+/** An entry to create. `routeKind/routeKey` is where it may be delivered. */
+export interface NewEntry {
+  message: Message;
+  routeKind: TargetKind;
+  routeKey: string;
+  /** Entries with the same key are not enqueued twice while pending or in flight. */
+  dedupeKey: string;
+  priority: number;
+  availableAt: number;
+  expiresAt: number | null;
+  maxAttempts: number;
+  /**
+   * A direct target must be registered when the entry is created; checked inside the
+   * enqueue transaction, and an entry for an unknown agent is dead-lettered as `no_route`.
+   */
+  requireRegistered: boolean;
+}
+
+export interface EnqueueOutcome {
+  queueId: string;
+  duplicate: boolean;
+}
+
+/** The routes an agent takes deliveries from: its id, its type, its capabilities. */
+export interface AgentRoutes {
+  agentId: string;
+  type: string;
+  capabilities: string[];
+}
+
+export interface ClaimOptions {
+  limit: number;
+  leaseMs: number;
+  now: number;
+}
+
+export interface FailOptions {
+  error: string;
+  /** false dead-letters at once, as `rejected`. */
+  retry: boolean;
+  /** A fixed delay for the retry; otherwise the backoff for the attempt number. */
+  delayMs?: number;
+  agentId?: string;
+  now: number;
+}
+
+/** Backoff is policy, not storage: the engine passes the function in. */
+export type BackoffFn = (attempt: number) => number;
+
+export interface FailOutcome {
+  retried: number;
+  deadLettered: number;
+  rejected: { queueId: string; why: string }[];
+}
+
+export interface AgentFilter {
+  type?: string;
+  status?: AgentStatus;
+  /** true: heartbeat before `staleBefore`; false: at or after it. */
+  stale?: boolean;
+  staleBefore: number;
+  limit: number;
+  afterId?: string;
+}
+
+export interface AgentCounts {
+  total: number;
+  stale: number;
+  live: number;
+  byType: Record<string, number>;
+  byStatus: Record<string, number>;
+}
+
+export interface DeadLetterFilter {
+  topic?: string;
+  target?: string;
+  reason?: DeadLetterReason;
+  ids?: string[];
+  /** Dead-lettered at or before this time. */
+  deadBefore?: number;
+}
+
+export interface DeadLetterPageQuery extends DeadLetterFilter {
+  limit: number;
+  after?: { deadLetteredAt: number; queueId: string };
+}
+
+export interface RequeueOptions {
+  filter: DeadLetterFilter;
+  limit: number;
+  dryRun: boolean;
+  now: number;
+}
+
+export interface RequeueOutcome {
+  requeued: string[];
+  skipped: { queueId: string; why: string }[];
+  remaining: number;
+}
+
+export interface RemoveAgentsOutcome {
+  removed: string[];
+  released: number;
+  deadLettered: number;
+}
+
+export interface RouteCount {
+  kind: TargetKind;
+  key: string;
+  pending: number;
+  inflight: number;
+}
+
+export interface Gauges {
+  queued: number;
+  delayed: number;
+  inflight: number;
+  deadLettered: number;
+  oldestReadyAt: number | null;
+}
+
+export interface RateTotals {
+  deliveryAttempts: number;
+  deliveryFailures: number;
+  deadLettered: number;
+  enqueued: number;
+  delivered: number;
+}
+
+export interface Store {
+  readonly dialect: 'sqlite' | 'postgres';
+
+  /** Applies numbered migrations; safe to call on every start. */
+  migrate(): Promise<void>;
+  ping(): Promise<boolean>;
+  close(): Promise<void>;
+
+  // Agents
+  upsertAgent(agent: Agent): Promise<Agent>;
+  /** false when the agent is not registered. */
+  heartbeat(id: string, at: number, status?: AgentStatus): Promise<boolean>;
+  getAgent(id: string): Promise<Agent | null>;
+  listAgents(filter: AgentFilter): Promise<{ items: Agent[]; total: number }>;
+  /** Live: heartbeat at or after `since` and not offline. Small: agents, not messages. */
+  liveAgents(since: number): Promise<Agent[]>;
+  agentCounts(staleBefore: number): Promise<AgentCounts>;
+  /**
+   * Removes agents (deregister or prune) with their subscriptions, returns their leased
+   * entries to the queue at once, and dead-letters pending entries addressed directly to
+   * them with `reason`. One transaction for all.
+   */
+  removeAgents(ids: string[], reason: DeadLetterReason, now: number): Promise<RemoveAgentsOutcome>;
+  /** Agents with no heartbeat since `before`. */
+  staleAgentIds(before: number): Promise<string[]>;
+  inflightByAgent(): Promise<Map<string, number>>;
+
+  // Subscriptions
+  subscribe(agentId: string, topic: string, now: number): Promise<void>;
+  unsubscribe(agentId: string, topic: string): Promise<void>;
+  subscribers(topic: string): Promise<string[]>;
+  subscriptions(topic?: string): Promise<Record<string, string[]>>;
+  subscriptionsOf(agentId: string): Promise<string[]>;
+
+  // Queue
+  enqueue(entries: NewEntry[], now: number): Promise<EnqueueOutcome[]>;
+  /** Leases ready entries for one agent in claim order. Counts one attempt each. */
+  claim(routes: AgentRoutes, options: ClaimOptions): Promise<Delivery[]>;
+  /** Removes entries leased to `agentId` (any holder when undefined). */
+  ack(
+    queueIds: string[],
+    agentId: string | undefined,
+    now: number,
+  ): Promise<{
+    acked: number;
+    rejected: { queueId: string; why: string }[];
+  }>;
+  /** Claim and acknowledge in one step (the original worker's poll). */
+  claimAndAck(routes: AgentRoutes, limit: number, now: number): Promise<Delivery[]>;
+  fail(queueIds: string[], options: FailOptions, backoff: BackoffFn): Promise<FailOutcome>;
+  /** Leases past their expiry count as a failed attempt. */
+  releaseExpiredLeases(now: number, backoff: BackoffFn, limit: number): Promise<number>;
+  /** Dead-letters pending or leased entries past their TTL as `expired`. */
+  expireEntries(now: number, limit: number): Promise<number>;
+  /** Dead-letters pending entries addressed to an agent that is gone. */
+  deadLetterUnroutable(agentIds: string[], reason: DeadLetterReason, now: number): Promise<number>;
+
+  getEntry(queueId: string): Promise<QueueEntry | null>;
+  deadLetters(query: DeadLetterPageQuery): Promise<{ items: QueueEntry[]; total: number }>;
+  requeue(options: RequeueOptions): Promise<RequeueOutcome>;
+  purge(
+    filter: DeadLetterFilter,
+    dryRun: boolean,
+    now: number,
+  ): Promise<{
+    purged: number;
+    remaining: number;
+  }>;
+
+  gauges(now: number): Promise<Gauges>;
+  byTopic(): Promise<Record<string, TopicGauges>>;
+  routeCounts(): Promise<RouteCount[]>;
+  stats(): Promise<Stats>;
+  rates(since: number): Promise<RateTotals>;
+  /** Pushed deliveries in flight to an agent: what `maxInflight` limits. */
+  inflightOf(agentId: string): Promise<number>;
+
+  // Operator records
+  appendAudit(record: Omit<AuditRecord, 'id'>): Promise<AuditRecord>;
+  listAudit(limit: number, beforeId?: string): Promise<{ items: AuditRecord[]; total: number }>;
+  recordCycle(snapshot: CycleSnapshot): Promise<number>;
+  recentCycles(limit: number): Promise<{ cycles: CycleSnapshot[]; total: number }>;
+  getMeta(key: string): Promise<string | null>;
+  setMeta(key: string, value: string): Promise<void>;
+}
+
+export const PRIORITY_RANK: Record<Message['priority'], number> = {
+  critical: 0,
+  high: 1,
+  normal: 2,
+  low: 3,
+};
