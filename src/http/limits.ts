@@ -1,0 +1,60 @@
+// Size rules that JSON Schema cannot state: a payload is at most 256 KiB and metadata at most
+// 8 KiB once serialized. Measuring means serializing, so the payload check first asks whether
+// the request body is big enough to hold an oversized payload at all; nearly every enqueue is
+// a few hundred bytes and skips the work.
+
+import type { FastifyRequest } from 'fastify';
+import { type ErrorDetail, invalidRequest } from '../core/errors.ts';
+import { MAX_METADATA_BYTES, MAX_PAYLOAD_BYTES } from '../core/schemas.ts';
+
+/** The UTF-8 size of a value's JSON, as the store will keep it. */
+export function jsonBytes(value: unknown): number {
+  const text = JSON.stringify(value);
+  return text === undefined ? 0 : Buffer.byteLength(text, 'utf8');
+}
+
+// Re-serializing can make JSON longer than it arrived only through numbers: "1e20" comes back
+// as 21 digits, a factor of 5.25. A body under a sixth of the limit can hold no payload over it.
+const EXPANSION = 6;
+
+function bodyMayHold(request: FastifyRequest, bytes: number): boolean {
+  const length = Number(request.headers['content-length']);
+  return !(length * EXPANSION <= bytes);
+}
+
+function tooLarge(field: string, limit: number, size: number): ErrorDetail {
+  return { field, message: `${field} must be at most ${limit} bytes of JSON`, limit, size };
+}
+
+function throwIfAny(details: ErrorDetail[]): void {
+  if (details.length === 0) return;
+
+  const first = details[0] as ErrorDetail;
+  const more = details.length > 1 ? ` (and ${details.length - 1} more problems)` : '';
+  throw invalidRequest(`${first.message}${more}`, details);
+}
+
+/** Rejects any message payload over 256 KiB; `prefix` names the list the messages came in. */
+export function checkPayloads(
+  request: FastifyRequest,
+  payloads: readonly unknown[],
+  fieldOf: (index: number) => string,
+): void {
+  if (!bodyMayHold(request, MAX_PAYLOAD_BYTES)) return;
+
+  const details: ErrorDetail[] = [];
+  payloads.forEach((payload, index) => {
+    const size = jsonBytes(payload);
+    if (size > MAX_PAYLOAD_BYTES) details.push(tooLarge(fieldOf(index), MAX_PAYLOAD_BYTES, size));
+  });
+
+  throwIfAny(details);
+}
+
+/** Rejects an agent's metadata (or heartbeat metrics) over 8 KiB. */
+export function checkObjectSize(value: unknown, field: string): void {
+  if (value === undefined) return;
+
+  const size = jsonBytes(value);
+  throwIfAny(size > MAX_METADATA_BYTES ? [tooLarge(field, MAX_METADATA_BYTES, size)] : []);
+}

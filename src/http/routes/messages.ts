@@ -1,0 +1,123 @@
+// The data plane's hot path: enqueue, publish, poll, ack, nack (agent scope). These answers are
+// serialized through response schemas (fast-json-stringify), and a short poll allocates no
+// AbortController: only a long poll can outlive its client.
+
+import { invalidRequest } from '../../core/errors.ts';
+import {
+  AckBodySchema,
+  AckResponseSchema,
+  AgentParamsSchema,
+  DeliveriesResponseSchema,
+  EnqueueBodySchema,
+  EnqueueResponseSchema,
+  NackBodySchema,
+  NackResponseSchema,
+  PollBodySchema,
+  PublishBodySchema,
+} from '../../core/schemas.ts';
+import type { EnqueueInput } from '../../engine/contract.ts';
+import type { App, RouteDeps } from '../app.ts';
+import { checkPayloads } from '../limits.ts';
+
+export function registerMessageRoutes(app: App, { api }: RouteDeps): void {
+  app.post(
+    '/swarm/messages',
+    {
+      config: { scope: 'agent' },
+      schema: { body: EnqueueBodySchema, response: { 200: EnqueueResponseSchema } },
+    },
+    async (request) => {
+      const body = request.body;
+
+      if (body.messages !== undefined) {
+        const stray = (['message', 'delayMs', 'maxAttempts'] as const).filter(
+          (key) => body[key] !== undefined,
+        );
+        if (stray.length > 0) {
+          throw invalidRequest(
+            `${stray[0]} cannot be combined with messages: give each item its own`,
+            stray.map((field) => ({ field, message: `${field} is not allowed with messages` })),
+          );
+        }
+
+        const items = body.messages;
+        checkPayloads(
+          request,
+          items.map((item) => item.message.payload),
+          (i) => `messages[${i}].message.payload`,
+        );
+        return { results: await api.enqueue(items) };
+      }
+
+      if (body.message === undefined) {
+        throw invalidRequest('message is required (or messages, for a batch)', [
+          { field: 'message', message: 'message is required' },
+        ]);
+      }
+
+      checkPayloads(request, [body.message.payload], () => 'message.payload');
+      // The body is the item itself: message, delayMs, maxAttempts, and nothing else.
+      const [result] = await api.enqueue([body as EnqueueInput]);
+      return result;
+    },
+  );
+
+  app.post(
+    '/swarm/publish',
+    { config: { scope: 'agent' }, schema: { body: PublishBodySchema } },
+    (request) => {
+      checkPayloads(request, [request.body.payload], () => 'payload');
+      return api.publish(request.body);
+    },
+  );
+
+  app.post(
+    '/swarm/agents/:id/poll',
+    {
+      config: { scope: 'agent' },
+      schema: {
+        params: AgentParamsSchema,
+        body: PollBodySchema,
+        response: { 200: DeliveriesResponseSchema },
+      },
+    },
+    async (request, reply) => {
+      const { id } = request.params;
+      const input = request.body;
+
+      if (input.waitMs === 0) return { deliveries: await api.poll(id, input) };
+
+      // A client that hangs up mid-wait must not take leases it will never see: the engine
+      // stops waiting when the signal fires.
+      const controller = new AbortController();
+      const onClose = () => {
+        if (!reply.raw.writableEnded) controller.abort();
+      };
+      reply.raw.on('close', onClose);
+
+      try {
+        return { deliveries: await api.poll(id, input, controller.signal) };
+      } finally {
+        reply.raw.off('close', onClose);
+      }
+    },
+  );
+
+  app.post(
+    '/swarm/ack',
+    {
+      config: { scope: 'agent' },
+      schema: { body: AckBodySchema, response: { 200: AckResponseSchema } },
+    },
+    (request) => api.ack(request.body.queueIds, request.body.agentId),
+  );
+
+  app.post(
+    '/swarm/nack',
+    {
+      config: { scope: 'agent' },
+      schema: { body: NackBodySchema, response: { 200: NackResponseSchema } },
+    },
+    (request) => api.nack(request.body),
+  );
+}
