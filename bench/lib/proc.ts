@@ -1,0 +1,69 @@
+// What Linux says about a process: peak and current resident memory, and CPU time used.
+// Read from /proc, so it costs one small file read and never disturbs the measured process.
+// On other systems every reading is null and the report says "n/a".
+
+import { readFileSync, writeFileSync } from 'node:fs';
+
+export interface MemoryReading {
+  /** VmHWM: the peak resident set since start (or since the last peak reset). */
+  peakRssBytes: number;
+  /** VmRSS: resident right now. */
+  rssBytes: number;
+}
+
+function kbField(status: string, name: string): number | null {
+  const match = new RegExp(`^${name}:\\s+(\\d+)\\s+kB`, 'm').exec(status);
+  return match ? Number(match[1]) * 1024 : null;
+}
+
+export function readMemory(pid: number): MemoryReading | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const peak = kbField(status, 'VmHWM');
+    const rss = kbField(status, 'VmRSS');
+    if (peak === null || rss === null) return null;
+    return { peakRssBytes: peak, rssBytes: rss };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Resets the kernel's peak-RSS mark (writing 5 to clear_refs, Linux 4.0+), so each run's
+ * VmHWM is that run's own peak rather than the highest since the server started.
+ * Returns false where that is not allowed; the caller then reports the process-wide peak.
+ */
+export function resetPeakRss(pid: number): boolean {
+  try {
+    writeFileSync(`/proc/${pid}/clear_refs`, '5');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+// USER_HZ is 100 on every Linux build that matters; /proc reports CPU time in those ticks.
+const TICKS_PER_SECOND = 100;
+
+/** User + system CPU time of a process, in milliseconds (all its threads). */
+export function readCpuMs(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+
+    // The command name is in parentheses and may hold spaces: count fields after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const utime = Number(fields[11]);
+    const stime = Number(fields[12]);
+    if (!Number.isFinite(utime) || !Number.isFinite(stime)) return null;
+
+    return ((utime + stime) * 1000) / TICKS_PER_SECOND;
+  } catch {
+    return null;
+  }
+}
+
+/** This process's CPU time in milliseconds, from Node itself (every thread). */
+export function selfCpuMs(): number {
+  const usage = process.cpuUsage();
+  return (usage.user + usage.system) / 1000;
+}

@@ -1,0 +1,163 @@
+// Recorded runs in bench/results/: one JSON report per file, named by date and workload, with
+// the machine it ran on. A new run is compared with the newest recorded run of the same
+// workload, so "12% slower" always means "than the same benchmark, last time".
+
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+export interface MachineInfo {
+  cpu: string;
+  cores: number;
+  memoryBytes: number;
+  os: string;
+  node: string;
+}
+
+/** The workload: what must match for two reports to be compared. */
+export interface WorkloadConfig {
+  messages: number;
+  agents: number;
+  enqueue: string;
+  delivery: string;
+  batchSize: number;
+  concurrency: number;
+  rate: number | null;
+  backlog: number;
+  pollLimit: number;
+  ownServer: boolean;
+}
+
+export interface RecordedReport {
+  config: WorkloadConfig & { runs: number };
+  summary: {
+    avgThroughputPerSecond: number;
+    avgEnqueuePerSecond?: number;
+    avgDeliveryPerSecond?: number;
+    endToEndUs?: { p50: number; p99: number };
+  };
+  generatedAt: string;
+  machine?: MachineInfo;
+  commit?: string | null;
+}
+
+export interface Comparison {
+  file: string;
+  generatedAt: string;
+  throughputPerSecond: number;
+  /** Ours relative to theirs, in percent: -12 means 12% below. */
+  throughputChangePercent: number;
+  p99Us: number | null;
+  p99ChangePercent: number | null;
+  sameMachine: boolean;
+}
+
+export function machineInfo(): MachineInfo {
+  return {
+    cpu: os.cpus()[0]?.model ?? 'unknown',
+    cores: os.cpus().length,
+    memoryBytes: os.totalmem(),
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    node: process.version,
+  };
+}
+
+/** The commit measured, with "+dirty" when the tree has uncommitted changes. */
+export function currentCommit(cwd: string): string | null {
+  try {
+    const head = execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { cwd, stdio: 'pipe' })
+      .toString()
+      .trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--untracked-files=no'], {
+      cwd,
+      stdio: 'pipe',
+    })
+      .toString()
+      .trim();
+    return dirty === '' ? head : `${head}+dirty`;
+  } catch {
+    return null;
+  }
+}
+
+/** A short, stable name for a workload: `pull-batch-m1000-a5`, `-rate1000`, `-backlog1000000`. */
+export function workloadSlug(c: WorkloadConfig): string {
+  const parts = [c.delivery, c.enqueue, `m${c.messages}`, `a${c.agents}`];
+  if (c.enqueue === 'batch' && c.batchSize !== 500) parts.push(`b${c.batchSize}`);
+  if (c.rate === null && c.concurrency !== (c.enqueue === 'single' ? 16 : 1)) {
+    parts.push(`c${c.concurrency}`);
+  }
+  if (c.rate !== null) parts.push(`rate${c.rate}`);
+  if (c.backlog > 0) parts.push(`backlog${c.backlog}`);
+  if (c.pollLimit !== 250) parts.push(`l${c.pollLimit}`);
+  if (!c.ownServer) parts.push('remote');
+  return parts.join('-');
+}
+
+export function sameWorkload(a: WorkloadConfig, b: WorkloadConfig): boolean {
+  return workloadSlug(a) === workloadSlug(b);
+}
+
+function readReports(dir: string): { file: string; report: RecordedReport }[] {
+  if (!existsSync(dir)) return [];
+
+  const out: { file: string; report: RecordedReport }[] = [];
+  for (const name of readdirSync(dir)) {
+    if (!name.endsWith('.json')) continue;
+
+    try {
+      const report = JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as RecordedReport;
+      if (report?.config && report.summary && typeof report.generatedAt === 'string') {
+        out.push({ file: path.join(dir, name), report });
+      }
+    } catch {
+      // Not one of ours, or hand-edited into invalid JSON: not a baseline.
+    }
+  }
+  return out;
+}
+
+/** The newest recorded report of the same workload, compared with `ours`. */
+export function compareWithRecorded(
+  dir: string,
+  config: WorkloadConfig,
+  ours: { throughputPerSecond: number; p99Us: number },
+  repoRoot: string,
+): Comparison | null {
+  const matching = readReports(dir)
+    .filter(({ report }) => sameWorkload(report.config, config))
+    .sort((a, b) => b.report.generatedAt.localeCompare(a.report.generatedAt));
+  const newest = matching[0];
+  if (!newest) return null;
+
+  const theirs = newest.report.summary;
+  const theirP99 = theirs.endToEndUs?.p99 ?? null;
+  const me = machineInfo();
+
+  return {
+    file: path.relative(repoRoot, newest.file),
+    generatedAt: newest.report.generatedAt,
+    throughputPerSecond: theirs.avgThroughputPerSecond,
+    throughputChangePercent:
+      theirs.avgThroughputPerSecond > 0
+        ? (ours.throughputPerSecond / theirs.avgThroughputPerSecond - 1) * 100
+        : 0,
+    p99Us: theirP99,
+    p99ChangePercent: theirP99 ? (ours.p99Us / theirP99 - 1) * 100 : null,
+    sameMachine: newest.report.machine?.cpu === me.cpu && newest.report.machine?.cores === me.cores,
+  };
+}
+
+/** Writes bench/results/<YYYY-MM-DD>-<workload>.json, never overwriting an earlier record. */
+export function recordReport(dir: string, config: WorkloadConfig, report: unknown): string {
+  mkdirSync(dir, { recursive: true });
+
+  const date = new Date().toISOString().slice(0, 10);
+  const base = `${date}-${workloadSlug(config)}`;
+  let file = path.join(dir, `${base}.json`);
+  for (let n = 2; existsSync(file); n += 1) file = path.join(dir, `${base}-${n}.json`);
+
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`, 'utf8');
+  return file;
+}

@@ -1,0 +1,109 @@
+// Averages across runs. The original benchmark's keys average per-run figures, and they keep
+// doing so here; latency percentiles are also given pooled (every run's samples in one
+// histogram), which is the figure to quote: the mean of three p99s is not a p99.
+
+import { LatencyHistogram, type LatencySummary } from './histogram.ts';
+import type { RunResult } from './run.ts';
+
+export interface Summary {
+  // ---- the original owokx benchmark's keys ----
+  runs: number;
+  messagesPerRun: number;
+  agents: number;
+  avgEnqueueMs: number;
+  avgDispatchMs: number;
+  avgTotalMs: number;
+  avgThroughputPerSecond: number;
+  avgBatchLatencyP50: number;
+  avgBatchLatencyP95: number;
+  avgBatchLatencyP99: number;
+  avgBaselineQueued: number;
+  avgQueuedAfterDispatch: number;
+  avgDeadLettered: number;
+
+  // ---- added here ----
+  avgEnqueuePerSecond: number;
+  avgDeliveryMs: number;
+  avgDeliveryPerSecond: number;
+  /** (fastest - slowest) / mean of the runs' end-to-end msg/s, in percent. */
+  throughputSpreadPercent: number;
+  endToEndUs: LatencySummary;
+  enqueueRequestUs: LatencySummary;
+  deliveryRequestUs: LatencySummary;
+  metricsRequestUs: LatencySummary;
+  totalMessages: number;
+  totalDelivered: number;
+  allDelivered: boolean;
+  totalDeadLettered: number;
+  totalFailed: number;
+  totalRedelivered: number;
+  totalClientErrors: number;
+  serverPeakRssBytes: number | null;
+  avgServerCpuPercent: number | null;
+  avgClientCpuPercent: number;
+}
+
+export const average = (values: number[]): number =>
+  values.length === 0 ? 0 : values.reduce((sum, v) => sum + v, 0) / values.length;
+
+const sum = (values: number[]): number => values.reduce((s, v) => s + v, 0);
+
+function pooled(runs: RunResult[], pick: (r: RunResult) => LatencyHistogram | undefined) {
+  const all = new LatencyHistogram();
+  for (const run of runs) {
+    const hist = pick(run);
+    if (hist) all.add(hist);
+  }
+  return all.summary();
+}
+
+export function summarize(runs: RunResult[], agents: number): Summary {
+  const throughputs = runs.map((r) => r.throughputPerSecond);
+  const avgThroughput = average(throughputs);
+  const rss = runs.map((r) => r.serverPeakRssBytes).filter((v): v is number => v !== null);
+  const cpu = runs.map((r) => r.serverCpuPercent).filter((v): v is number => v !== null);
+
+  return {
+    runs: runs.length,
+    messagesPerRun: runs[0]?.messages ?? 0,
+    agents,
+    avgEnqueueMs: average(runs.map((r) => r.enqueueMs)),
+    avgDispatchMs: average(runs.map((r) => r.dispatchMs)),
+    avgTotalMs: average(runs.map((r) => r.totalMs)),
+    avgThroughputPerSecond: avgThroughput,
+    avgBatchLatencyP50: average(runs.map((r) => r.batchLatencyP50)),
+    avgBatchLatencyP95: average(runs.map((r) => r.batchLatencyP95)),
+    avgBatchLatencyP99: average(runs.map((r) => r.batchLatencyP99)),
+    avgBaselineQueued: average(runs.map((r) => r.baselineQueued)),
+    avgQueuedAfterDispatch: average(runs.map((r) => r.queuedAfterDispatch)),
+    avgDeadLettered: average(runs.map((r) => r.deadLettered)),
+
+    avgEnqueuePerSecond: average(runs.map((r) => r.enqueuePerSecond)),
+    avgDeliveryMs: average(runs.map((r) => r.deliveryMs)),
+    avgDeliveryPerSecond: average(runs.map((r) => r.deliveryPerSecond)),
+    throughputSpreadPercent:
+      avgThroughput > 0
+        ? ((Math.max(...throughputs) - Math.min(...throughputs)) / avgThroughput) * 100
+        : 0,
+    endToEndUs: pooled(runs, (r) => r.histograms?.endToEnd),
+    enqueueRequestUs: pooled(runs, (r) => r.histograms?.enqueueRequests),
+    deliveryRequestUs: pooled(runs, (r) => r.histograms?.deliveryRequests),
+    metricsRequestUs: pooled(runs, (r) => r.histograms?.metricsRequests),
+    totalMessages: sum(runs.map((r) => r.messages)),
+    totalDelivered: sum(runs.map((r) => r.delivered)),
+    allDelivered: runs.every((r) => r.delivered === r.messages),
+    totalDeadLettered: sum(runs.map((r) => r.deadLettered)),
+    totalFailed: sum(runs.map((r) => r.failed)),
+    totalRedelivered: sum(runs.map((r) => r.redelivered)),
+    totalClientErrors: sum(runs.map((r) => r.clientErrors)),
+    serverPeakRssBytes: rss.length > 0 ? Math.max(...rss) : null,
+    avgServerCpuPercent: cpu.length > 0 ? average(cpu) : null,
+    avgClientCpuPercent: average(runs.map((r) => r.clientCpuPercent)),
+  };
+}
+
+/** A run without its in-memory histograms, as it goes into the JSON report. */
+export function serializableRun(run: RunResult): Omit<RunResult, 'histograms'> {
+  const { histograms: _histograms, ...rest } = run;
+  return rest;
+}

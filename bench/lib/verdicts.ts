@@ -1,0 +1,217 @@
+// The plain-language lines at the end of a report: what an operator should conclude from the
+// numbers. Each line is one finding (delivery, dead letters, failures, speed, comparison,
+// targets, and whether the benchmark itself was the bottleneck), worded to be read in a
+// release checklist without knowing how the benchmark works. FAIL is kept for what fails a
+// release (a message lost or dead-lettered); a missed performance target is a WARN, because
+// it depends on the machine as much as on the code.
+
+import type { Comparison, WorkloadConfig } from './results.ts';
+import type { RunResult } from './run.ts';
+import type { Summary } from './summary.ts';
+
+export type VerdictLevel = 'ok' | 'warn' | 'fail' | 'info';
+
+export interface Verdict {
+  level: VerdictLevel;
+  text: string;
+}
+
+export interface VerdictInput {
+  config: WorkloadConfig;
+  summary: Summary;
+  runs: RunResult[];
+  comparison: Comparison | null;
+  /** With --backlog: the same workload measured on the empty store just before the preload. */
+  empty: Summary | null;
+  serverWarnings: number | null;
+}
+
+const n = (value: number): string => Math.round(value).toLocaleString('en-US');
+const ms = (us: number): string => `${(us / 1000).toFixed(us < 10_000 ? 2 : 1)} ms`;
+const mb = (bytes: number): string => `${(bytes / 1024 / 1024).toFixed(0)} MB`;
+const pct = (value: number): string => `${Math.abs(value).toFixed(0)}%`;
+
+// A change smaller than this is run-to-run noise on a 2-core machine.
+const NOISE_PERCENT = 5;
+// The client is on the same cores as the server; past this it may be the limit, not the server.
+const CLIENT_CPU_LIMIT = 85;
+
+export function verdicts(input: VerdictInput): Verdict[] {
+  const { summary, runs } = input;
+  const out: Verdict[] = [];
+
+  out.push(...deliveryVerdicts(runs, summary));
+
+  out.push(
+    summary.totalDeadLettered === 0
+      ? { level: 'ok', text: 'No dead letters.' }
+      : {
+          level: 'fail',
+          text:
+            `${n(summary.totalDeadLettered)} messages dead-lettered: inspect them with ` +
+            `GET /swarm/queue/dead-letters?topic=<agentType of the run>.`,
+        },
+  );
+
+  const retried = runs.reduce((s, r) => s + r.statsDelta.retried, 0);
+  if (summary.totalFailed + summary.totalRedelivered + retried === 0) {
+    out.push({ level: 'ok', text: 'No delivery failures, retries or redeliveries.' });
+  } else {
+    out.push({
+      level: 'warn',
+      text:
+        `${n(summary.totalFailed)} delivery failures, ${n(retried)} retries and ` +
+        `${n(summary.totalRedelivered)} redeliveries (at least once: a lease ran out or a push ` +
+        'failed). Throughput still counts each message once.',
+    });
+  }
+
+  if (summary.totalClientErrors > 0) {
+    const last = runs.find((r) => r.lastError)?.lastError ?? 'unknown';
+    out.push({
+      level: 'warn',
+      text: `${n(summary.totalClientErrors)} requests failed on the client side; last: ${last}`,
+    });
+  }
+
+  out.push(speedVerdict(summary));
+  if (input.comparison) out.push(comparisonVerdict(input.comparison));
+  if (input.empty) out.push(...backlogVerdicts(summary, input.empty, input.config));
+  out.push(...targetVerdicts(input.config, summary));
+
+  if (summary.avgClientCpuPercent > CLIENT_CPU_LIMIT) {
+    out.push({
+      level: 'warn',
+      text:
+        `The benchmark client used ${pct(summary.avgClientCpuPercent)} of a core: on this machine ` +
+        'it may be the limit rather than the server.',
+    });
+  }
+
+  if (input.serverWarnings !== null && input.serverWarnings > 0) {
+    out.push({
+      level: 'warn',
+      text: `The server logged ${n(input.serverWarnings)} warnings or errors (rerun with --keep).`,
+    });
+  }
+
+  return out;
+}
+
+function deliveryVerdicts(runs: RunResult[], summary: Summary): Verdict[] {
+  if (summary.allDelivered) {
+    const each = runs[0]?.messages ?? 0;
+    const every = runs.length === 1 ? 'in the run' : `in every run (${runs.length} runs)`;
+    return [{ level: 'ok', text: `All ${n(each)} messages delivered and acked ${every}.` }];
+  }
+
+  return runs
+    .filter((r) => r.delivered < r.messages)
+    .map((r) => ({
+      level: 'fail' as const,
+      text:
+        `Run ${r.label}: ${n(r.delivered)} of ${n(r.messages)} delivered; ` +
+        `${n(r.queuedAfterDispatch)} still queued, ${n(r.inflightAfter)} in flight` +
+        `${r.enqueueFailed > 0 ? `, ${n(r.enqueueFailed)} never enqueued` : ''}` +
+        `${r.timedOut ? ' (the run hit its deadline, --timeout-ms)' : ''}.`,
+    }));
+}
+
+function speedVerdict(summary: Summary): Verdict {
+  const spread =
+    summary.runs > 1 && summary.throughputSpreadPercent > 2 * NOISE_PERCENT
+      ? `; runs vary by ${pct(summary.throughputSpreadPercent)}, so compare averages with care`
+      : '';
+
+  return {
+    level: 'info',
+    text:
+      `End to end ${n(summary.avgThroughputPerSecond)} msg/s; latency p50 ` +
+      `${ms(summary.endToEndUs.p50)}, p99 ${ms(summary.endToEndUs.p99)}${spread}.`,
+  };
+}
+
+function comparisonVerdict(c: Comparison): Verdict {
+  const change = c.throughputChangePercent;
+  const where = `the last recorded run in ${c.file} (${n(c.throughputPerSecond)} msg/s, ${c.generatedAt.slice(0, 10)})`;
+  const machine = c.sameMachine ? '' : ' It ran on another machine, so this is indicative only.';
+
+  if (Math.abs(change) < NOISE_PERCENT) {
+    return { level: 'ok', text: `Throughput within ${NOISE_PERCENT}% of ${where}.${machine}` };
+  }
+
+  return change < 0
+    ? { level: 'warn', text: `Throughput ${pct(change)} below ${where}.${machine}` }
+    : { level: 'ok', text: `Throughput ${pct(change)} above ${where}.${machine}` };
+}
+
+function backlogVerdicts(withBacklog: Summary, empty: Summary, config: WorkloadConfig): Verdict[] {
+  const ratio = (a: number, b: number): number => (b > 0 ? (a / b) * 100 : 0);
+  const enq = ratio(withBacklog.avgEnqueuePerSecond, empty.avgEnqueuePerSecond);
+  const del = ratio(withBacklog.avgThroughputPerSecond, empty.avgThroughputPerSecond);
+  const ok = enq >= 80 && del >= 80;
+
+  return [
+    {
+      level: ok ? 'ok' : 'warn',
+      text:
+        `With ${n(config.backlog)} messages queued for another role, enqueue runs at ` +
+        `${enq.toFixed(0)}% and delivery at ${del.toFixed(0)}% of the empty store ` +
+        `(target: at least 80%).`,
+    },
+  ];
+}
+
+/** The release targets of issue 3, where this workload is one of the ones they name. */
+function targetVerdicts(c: WorkloadConfig, s: Summary): Verdict[] {
+  if (!c.ownServer) return [];
+
+  const plain = c.rate === null && c.backlog === 0 && c.delivery === 'pull' && c.agents === 5;
+  const guideSingle = c.enqueue === 'single' && c.concurrency === 16;
+  const out: Verdict[] = [];
+
+  const throughput = (min: number, what: string): void => {
+    const ok = s.avgThroughputPerSecond >= min;
+    out.push({
+      level: ok ? 'ok' : 'warn',
+      text: `Target ${what}: at least ${n(min)} msg/s end to end; ${ok ? 'met' : 'missed'} (${n(s.avgThroughputPerSecond)}).`,
+    });
+  };
+
+  if (plain && c.messages === 1000) {
+    if (c.enqueue === 'batch') throughput(15_000, 'for the guide run, batch enqueue');
+    if (guideSingle) throughput(5_000, 'for the guide run, single enqueue');
+  }
+
+  if (plain && c.messages === 100_000) {
+    if (c.enqueue === 'batch') throughput(20_000, 'at 100,000 messages, batch enqueue');
+    if (guideSingle) throughput(8_000, 'at 100,000 messages, single enqueue');
+
+    if (s.serverPeakRssBytes !== null && (c.enqueue === 'batch' || guideSingle)) {
+      const ok = s.serverPeakRssBytes <= 200 * 1024 * 1024;
+      out.push({
+        level: ok ? 'ok' : 'warn',
+        text: `Target server peak RSS at most 200 MB; ${ok ? 'met' : 'missed'} (${mb(s.serverPeakRssBytes)}).`,
+      });
+    }
+  }
+
+  if (c.rate === 1000 && c.backlog === 0) {
+    const ok = s.endToEndUs.p50 <= 2000 && s.endToEndUs.p99 <= 10_000;
+    out.push({
+      level: ok ? 'ok' : 'warn',
+      text: `Target at 1,000 msg/s offered: p50 at most 2 ms and p99 at most 10 ms; ${ok ? 'met' : 'missed'} (p50 ${ms(s.endToEndUs.p50)}, p99 ${ms(s.endToEndUs.p99)}).`,
+    });
+  }
+
+  if (c.backlog >= 1_000_000 && s.metricsRequestUs.count > 0) {
+    const m = s.metricsRequestUs;
+    const ok = m.p99 <= 50_000;
+    out.push({
+      level: ok ? 'ok' : 'warn',
+      text: `Target GET /swarm/metrics within 50 ms at depth; ${ok ? 'met' : 'missed'} (p99 ${ms(m.p99)}, max ${ms(m.max)}, ${n(m.count)} samples).`,
+    });
+  }
+
+  return out;
+}

@@ -1,0 +1,78 @@
+// The release benchmark, run small against its own freshly started coordinator: every
+// enqueue and delivery mode delivers everything, dead-letters nothing, and prints the JSON
+// keys that scripts written for the original owokx benchmark read. No timing is asserted:
+// performance is measured by the benchmark itself, never by tests.
+
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { main } from '../../bench/swarm.ts';
+
+let written: string[] = [];
+
+beforeEach(() => {
+  written = [];
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk: string | Uint8Array) => {
+    written.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'));
+    return true;
+  });
+  vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+interface Report {
+  config: Record<string, unknown>;
+  summary: Record<string, unknown> & { allDelivered: boolean; totalDelivered: number };
+  runs: Record<string, unknown>[];
+  verdicts: { level: string; text: string }[];
+}
+
+async function bench(args: string[]): Promise<{ code: number; report: Report }> {
+  const code = await main(['--messages', '200', '--agents', '2', '--runs', '1', '--json', ...args]);
+  return { code, report: JSON.parse(written.join('')) as Report };
+}
+
+describe('the swarm benchmark', () => {
+  it.each([
+    ['single', 'pull'],
+    ['batch', 'pull'],
+    ['single', 'push'],
+    ['batch', 'push'],
+  ])(
+    'delivers all 200 messages with %s enqueue and %s delivery, and dead-letters none',
+    async (enqueue, delivery) => {
+      const { code, report } = await bench(['--enqueue', enqueue, '--delivery', delivery]);
+
+      expect(code).toBe(0);
+      expect(report.config).toMatchObject({ messages: 200, agents: 2, enqueue, delivery });
+      expect(report.summary.allDelivered).toBe(true);
+      expect(report.summary.totalDelivered).toBe(200);
+
+      for (const key of [
+        'avgThroughputPerSecond',
+        'avgBatchLatencyP50',
+        'avgBatchLatencyP95',
+        'avgBatchLatencyP99',
+      ]) {
+        expect(typeof report.summary[key], key).toBe('number');
+      }
+
+      expect(report.runs).toHaveLength(1);
+      expect(report.runs[0]).toMatchObject({ delivered: 200, deadLettered: 0 });
+      expect(report.runs[0]).toHaveProperty('queuedAfterDispatch', 0);
+      expect(report.verdicts.some((v) => v.level === 'fail')).toBe(false);
+    },
+    120_000,
+  );
+
+  it('rejects an unknown mode as a usage error, before starting anything', async () => {
+    expect(await main(['--enqueue', 'bulk'])).toBe(2);
+    expect(await main(['--messages', '0'])).toBe(2);
+  });
+
+  it('answers --help with exit code 0', async () => {
+    expect(await main(['--help'])).toBe(0);
+    expect(written.join('')).toContain('--messages');
+  });
+});
