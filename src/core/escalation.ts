@@ -9,6 +9,8 @@ export interface CycleSnapshot {
   action: string;
   /** Cumulative dead-letterings (stats.deadLettered): rising means new dead letters. */
   deadLetteredTotal: number;
+  /** The dead-letter queue's depth: an emptied queue is not rising, whatever came before. */
+  deadLettered: number;
   staleAgents: number;
   failuresElevated: boolean;
   degraded: boolean;
@@ -22,7 +24,7 @@ type Condition = Escalation['condition'];
 function heldAcross(condition: Condition, prev: CurrentState, next: CurrentState): boolean {
   switch (condition) {
     case 'dead_letters_rising':
-      return next.deadLetteredTotal > prev.deadLetteredTotal;
+      return next.deadLettered > 0 && next.deadLetteredTotal > prev.deadLetteredTotal;
     case 'stale_agents_not_fewer':
       return prev.staleAgents > 0 && next.staleAgents > 0 && next.staleAgents >= prev.staleAgents;
     case 'failures_elevated':

@@ -15,6 +15,8 @@ import type { PushTransport } from './transport.ts';
 
 /** Entries per POST: large enough to amortise the request, small enough to balance agents. */
 const PUSH_BATCH = 100;
+/** Send-and-settle rounds per pass; a pass that needs more yields and reruns. */
+const MAX_ROUNDS = 20;
 
 export interface DispatchStatus {
   lastRunAt: number | null;
@@ -77,44 +79,49 @@ export class Dispatcher {
     const agents = (await this.store.liveAgents(started - this.config.staleAfterMs)).filter(
       (agent) => agent.endpoint !== null,
     );
-    const inflight = await this.store.inflightByAgent();
-    const load = new Map(agents.map((agent) => [agent.id, inflight.get(agent.id) ?? 0]));
-    const candidates = new Set(agents.map((agent) => agent.id));
     const byId = new Map(agents.map((agent) => [agent.id, agent]));
-    const sends: Promise<void>[] = [];
     let budget = limit;
 
-    while (budget > 0 && candidates.size > 0) {
-      const agent = this.nextAgent(candidates, load, byId);
-      if (agent === undefined) break;
+    // Rounds: lease for every agent with room, send, settle, and go again while that freed
+    // room and found work — so an agent at maxInflight still drains its backlog in one pass.
+    for (let round = 0; round < MAX_ROUNDS && budget > 0 && agents.length > 0; round++) {
+      const inflight = await this.store.inflightByAgent();
+      const load = new Map(agents.map((agent) => [agent.id, inflight.get(agent.id) ?? 0]));
+      const candidates = new Set(agents.map((agent) => agent.id));
+      const sends: Promise<void>[] = [];
 
-      const room = agent.maxInflight - (load.get(agent.id) ?? 0);
-      if (room <= 0) {
-        candidates.delete(agent.id);
-        continue;
+      while (budget > 0 && candidates.size > 0) {
+        const agent = this.nextAgent(candidates, load, byId);
+        if (agent === undefined) break;
+
+        const room = agent.maxInflight - (load.get(agent.id) ?? 0);
+        if (room <= 0) {
+          candidates.delete(agent.id);
+          continue;
+        }
+
+        const deliveries = await this.store.claim(
+          { agentId: agent.id, type: agent.type, capabilities: agent.capabilities },
+          {
+            limit: Math.min(room, budget, PUSH_BATCH),
+            leaseMs: this.config.pushTimeoutMs * 2,
+            now: this.clock.now(),
+          },
+        );
+        if (deliveries.length === 0) {
+          candidates.delete(agent.id);
+          continue;
+        }
+
+        budget -= deliveries.length;
+        load.set(agent.id, (load.get(agent.id) ?? 0) + deliveries.length);
+        this.lastPicked.set(agent.type, agent.id);
+        sends.push(this.send(agent, deliveries, result));
       }
 
-      const deliveries = await this.store.claim(
-        { agentId: agent.id, type: agent.type, capabilities: agent.capabilities },
-        {
-          limit: Math.min(room, budget, PUSH_BATCH),
-          leaseMs: this.config.pushTimeoutMs * 2,
-          now: this.clock.now(),
-        },
-      );
-      if (deliveries.length === 0) {
-        candidates.delete(agent.id);
-        continue;
-      }
-
-      budget -= deliveries.length;
-      load.set(agent.id, (load.get(agent.id) ?? 0) + deliveries.length);
-      this.lastPicked.set(agent.type, agent.id);
-
-      sends.push(this.send(agent, deliveries, result));
+      if (sends.length === 0) break;
+      await Promise.all(sends);
     }
-
-    await Promise.all(sends);
 
     const finished = this.clock.now();
     result.pending = (await this.store.gauges(finished)).queued;

@@ -103,7 +103,13 @@ export class Observer {
         this.config,
       );
       return {
-        state: { deadLetteredTotal: 0, staleAgents: 0, failuresElevated: false, degraded: true },
+        state: {
+          deadLetteredTotal: 0,
+          deadLettered: 0,
+          staleAgents: 0,
+          failuresElevated: false,
+          degraded: true,
+        },
         health: {
           healthy: false,
           degraded: true,
@@ -154,6 +160,7 @@ export class Observer {
     return {
       state: {
         deadLetteredTotal: stats.deadLettered,
+        deadLettered: gauges.deadLettered,
         staleAgents: counts.stale,
         failuresElevated: verdict.failuresElevated,
         degraded: verdict.status !== 'healthy',

@@ -93,6 +93,7 @@ describe('escalation', () => {
     at,
     action: 'requeue-dlq',
     deadLetteredTotal: 0,
+    deadLettered: 1,
     staleAgents: 0,
     failuresElevated: false,
     degraded: false,
@@ -103,6 +104,7 @@ describe('escalation', () => {
     const cycles = [cycle(1, { deadLetteredTotal: 5 }), cycle(2, { deadLetteredTotal: 8 })];
     const escalations = evaluateEscalations(cycles, {
       deadLetteredTotal: 11,
+      deadLettered: 4,
       staleAgents: 0,
       failuresElevated: false,
       degraded: false,
@@ -113,6 +115,7 @@ describe('escalation', () => {
   it('does not escalate after one cycle', () => {
     const escalations = evaluateEscalations([cycle(1, { degraded: true })], {
       deadLetteredTotal: 0,
+      deadLettered: 0,
       staleAgents: 0,
       failuresElevated: false,
       degraded: true,
@@ -122,7 +125,7 @@ describe('escalation', () => {
 
   it('clears as soon as the condition does', () => {
     const cycles = [cycle(1, { staleAgents: 2 }), cycle(2, { staleAgents: 2 })];
-    const now = { deadLetteredTotal: 0, failuresElevated: false, degraded: false };
+    const now = { deadLetteredTotal: 0, deadLettered: 0, failuresElevated: false, degraded: false };
     expect(evaluateEscalations(cycles, { ...now, staleAgents: 2 })).toHaveLength(1);
     expect(evaluateEscalations(cycles, { ...now, staleAgents: 1 })).toEqual([]);
   });
