@@ -20,6 +20,7 @@ COPY bin ./bin
 COPY src ./src
 COPY tsconfig.json ./
 
+RUN mkdir -p /data && chown node:node /data
 VOLUME ["/data"]
 EXPOSE 8787
 HEALTHCHECK --interval=10s --timeout=3s CMD node -e "fetch('http://127.0.0.1:8787/ready').then(r=>process.exit(r.ok?0:1)).catch(()=>process.exit(1))"

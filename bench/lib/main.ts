@@ -12,6 +12,7 @@ import { isSwarmClientError, SwarmClient } from '../../src/client/index.ts';
 import { preloadBacklog } from './backlog.ts';
 import { type BenchOptions, parseOptions } from './options.ts';
 import { readMemory } from './proc.ts';
+import { mainThreadProfile, summarizeProfile } from './profile.ts';
 import { createProgress, type Progress } from './progress.ts';
 import { renderReport } from './render.ts';
 import {
@@ -103,6 +104,19 @@ export async function runBenchmark(argv: string[], io: BenchIo): Promise<number>
     await client?.close();
     await server?.stop();
     if (server && options.keep) note(`Kept the server's store in ${server.dataDir}`);
+  }
+
+  // The profile is written as the server exits, so it can only be read after stop().
+  if (options.profileDir !== null && server !== null) {
+    const file = mainThreadProfile(options.profileDir, server.pid);
+    const spans = [...(report.empty?.runs ?? []), ...report.runs].map((r) => ({
+      from: r.startedAt,
+      to: r.finishedAt,
+    }));
+    report.profile = file
+      ? summarizeProfile(file, REPO_ROOT, { processStartedAt: server.startedAt, spans })
+      : null;
+    if (!file) note(`No .cpuprofile appeared in ${options.profileDir}`);
   }
 
   return output(report, options, io);
@@ -280,6 +294,7 @@ async function measure(
     }),
     machine: machineInfo(),
     commit: currentCommit(REPO_ROOT),
+    profile: null,
     recordedAs: null,
   };
 }

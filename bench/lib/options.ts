@@ -2,6 +2,7 @@
 // A bad flag is a usage error (exit 2) with a message naming the flag and its allowed range,
 // the same rule the HTTP contract applies to request fields: nothing is silently clamped.
 
+import path from 'node:path';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 export type EnqueueMode = 'single' | 'batch';
@@ -40,6 +41,8 @@ export interface BenchOptions {
   metricsIntervalMs: number;
   /** Extra node flags for our own server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`. */
   serverNodeArgs: string[];
+  /** Profile our own server with --cpu-prof into this directory and summarise it. */
+  profileDir: string | null;
   /** Extra environment for our own server (KEY=VALUE, repeatable). */
   serverEnv: Record<string, string>;
   /** Where recorded runs live and comparisons are read from. */
@@ -135,6 +138,7 @@ function buildCommand(): Command {
       250,
     )
     .option('--server-node-args <args>', 'extra node flags for our own server', '')
+    .option('--profile <dir>', 'CPU-profile our own server into <dir> and report where time went')
     .option('--server-env <KEY=VALUE>', 'extra environment for our own server', keyValue, {})
     .option('--results-dir <dir>', 'recorded runs, for --record and comparisons')
     .option('--no-progress', 'never draw the progress bar');
@@ -163,6 +167,7 @@ interface RawFlags {
   metricsInterval: number;
   serverNodeArgs: string;
   serverEnv: Record<string, string>;
+  profile?: string;
   resultsDir?: string;
   progress: boolean;
 }
@@ -219,9 +224,19 @@ export function parseOptions(argv: string[], ctx: ParseContext): ParseOutcome {
     return usage('--rate is open loop and sends on a schedule; it does not take --concurrency');
   }
 
-  if (baseUrl !== null && (flags.serverNodeArgs !== '' || Object.keys(flags.serverEnv).length)) {
-    return usage('--server-node-args and --server-env apply to our own server, not --base-url');
+  const ownServerOnly =
+    flags.serverNodeArgs !== '' ||
+    Object.keys(flags.serverEnv).length > 0 ||
+    flags.profile !== undefined;
+  if (baseUrl !== null && ownServerOnly) {
+    return usage(
+      '--server-node-args, --server-env and --profile apply to our own server, not --base-url',
+    );
   }
+
+  const profileDir = flags.profile !== undefined ? path.resolve(flags.profile) : null;
+  const nodeArgs = flags.serverNodeArgs.split(/\s+/).filter((a) => a !== '');
+  if (profileDir !== null) nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${profileDir}`);
 
   // Generous by default: a deadline only exists so a stuck run ends with a report, not a hang.
   const offeredMs = flags.rate ? (flags.messages / flags.rate) * 1000 : 0;
@@ -250,7 +265,8 @@ export function parseOptions(argv: string[], ctx: ParseContext): ParseOutcome {
     keep: flags.keep,
     timeoutMs,
     metricsIntervalMs: flags.metricsInterval,
-    serverNodeArgs: flags.serverNodeArgs.split(/\s+/).filter((a) => a !== ''),
+    serverNodeArgs: nodeArgs,
+    profileDir,
     serverEnv: flags.serverEnv,
     resultsDir: flags.resultsDir ?? ctx.defaultResultsDir,
     progress: flags.progress && ctx.isTTY && !flags.json,

@@ -62,6 +62,24 @@ export function readCpuMs(pid: number): number | null {
   }
 }
 
+/**
+ * CPU time every process on the machine has used (busy ticks of /proc/stat), in ms. The
+ * share not used by us or our server during a run is other load, which lowers our numbers.
+ */
+export function readSystemBusyMs(): number | null {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+    const [, user, nice, system, , , irq, softirq, steal] = line.trim().split(/\s+/).map(Number);
+    const busy = [user, nice, system, irq, softirq, steal].reduce<number>(
+      (s, v) => s + (v ?? 0),
+      0,
+    );
+    return Number.isFinite(busy) ? (busy * 1000) / TICKS_PER_SECOND : null;
+  } catch {
+    return null;
+  }
+}
+
 /** This process's CPU time in milliseconds, from Node itself (every thread). */
 export function selfCpuMs(): number {
   const usage = process.cpuUsage();

@@ -4,6 +4,7 @@
 
 import Table from 'cli-table3';
 import pc from 'picocolors';
+import type { ProfileLine, ProfileSummary } from './profile.ts';
 import type { BenchReport, RunRecord } from './report.ts';
 import type { Summary } from './summary.ts';
 import type { VerdictLevel } from './verdicts.ts';
@@ -16,6 +17,9 @@ const msFixed = (ms: number): string => ms.toFixed(ms < 100 ? 1 : 0);
 const mb = (bytes: number | null): string =>
   bytes === null ? 'n/a' : `${(bytes / 1024 / 1024).toFixed(0)} MB`;
 const pct = (v: number | null): string => (v === null ? 'n/a' : `${v.toFixed(0)}%`);
+// Percent of one core each: the server, this benchmark process, and everything else.
+const cpu = (server: number | null, bench: number, other: number | null): string =>
+  `${pct(server)} / ${pct(bench)} / ${pct(other)}`;
 
 // Borderless, two spaces between columns, numbers right-aligned: reads like `swarmctl` output.
 const CHARS = {
@@ -36,12 +40,12 @@ const CHARS = {
   middle: '  ',
 };
 
-function table(c: Colors, head: string[], rows: string[][]): string {
+function table(c: Colors, head: string[], rows: string[][], leftColumns = 1): string {
   const t = new Table({
     head: head.map((h) => c.bold(h)),
     chars: CHARS,
     style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0, compact: true },
-    colAligns: head.map((_, i) => (i === 0 ? 'left' : 'right')),
+    colAligns: head.map((_, i) => (i < leftColumns ? 'left' : 'right')),
   });
   for (const row of rows) t.push(row);
   return t
@@ -64,8 +68,7 @@ function throughputRow(label: string, r: RunRecord | null, s: Summary | null): s
       int(r.deadLettered),
       int(r.queuedAfterDispatch),
       mb(r.serverPeakRssBytes),
-      pct(r.serverCpuPercent),
-      pct(r.clientCpuPercent),
+      cpu(r.serverCpuPercent, r.clientCpuPercent, r.otherCpuPercent),
     ];
   }
 
@@ -81,8 +84,7 @@ function throughputRow(label: string, r: RunRecord | null, s: Summary | null): s
     int(a.totalDeadLettered),
     int(a.avgQueuedAfterDispatch),
     mb(a.serverPeakRssBytes),
-    pct(a.avgServerCpuPercent),
-    pct(a.avgClientCpuPercent),
+    cpu(a.avgServerCpuPercent, a.avgClientCpuPercent, a.avgOtherCpuPercent),
   ];
 }
 
@@ -122,8 +124,7 @@ function tables(c: Colors, runs: RunRecord[], s: Summary, request: string): stri
       'dead',
       'queued after',
       'server RSS',
-      'server CPU',
-      'client CPU',
+      'CPU server/bench/other',
     ],
     [...runs.map((r) => throughputRow(r.label, r, null)), throughputRow('avg', null, s)],
   );
@@ -223,5 +224,31 @@ export function renderReport(report: BenchReport, colour: boolean): string {
 
   for (const v of report.verdicts) lines.push(`${TAGS[v.level](c)}  ${v.text}`);
 
+  if (report.profile) lines.push('', ...profileTables(c, report.profile));
+
   return `${lines.join('\n')}\n`;
+}
+
+function profileTables(c: Colors, p: ProfileSummary): string[] {
+  const rows = (items: ProfileLine[], n: number, withWhere: boolean): string[][] =>
+    items
+      .slice(0, n)
+      .map((l) => [l.name, ...(withWhere ? [l.where] : []), int(l.ms), `${l.percent.toFixed(1)}%`]);
+
+  return [
+    c.bold(
+      `Where the server's CPU time went: ${int(p.busyMs)} ms busy in ${int(p.wallMs)} ms ${p.windowed ? 'of measured runs' : 'of its life'}`,
+    ),
+    c.dim(p.file),
+    table(c, ['function (self time)', 'where', 'ms', 'share'], rows(p.topSelf, 15, true), 2),
+    '',
+    table(c, ['package or file', 'ms', 'share'], rows(p.byModule, 12, false)),
+    '',
+    table(
+      c,
+      ['src/ function (inclusive)', 'where', 'ms', 'share'],
+      rows(p.topInclusive, 12, true),
+      2,
+    ),
+  ];
 }

@@ -2,6 +2,7 @@
 // `runs[].delivered|deadLettered|queuedAfterDispatch`), so scripts written for that benchmark
 // keep working; everything else is added alongside, never renamed.
 
+import type { ProfileSummary } from './profile.ts';
 import type { Comparison, MachineInfo, WorkloadConfig } from './results.ts';
 import type { RunResult } from './run.ts';
 import type { Summary } from './summary.ts';
@@ -58,6 +59,8 @@ export interface BenchReport {
   verdicts: Verdict[];
   machine: MachineInfo;
   commit: string | null;
+  /** With --profile: where our own server spent its CPU time. */
+  profile: ProfileSummary | null;
   /** Where --record wrote this report, relative to the repository. */
   recordedAs: string | null;
 }

@@ -17,7 +17,7 @@ import {
 import { type EnqueueStats, enqueueClosedLoop, enqueueOpenLoop } from './enqueue.ts';
 import { LatencyHistogram, type LatencySummary } from './histogram.ts';
 import type { BenchOptions } from './options.ts';
-import { readCpuMs, readMemory, resetPeakRss, selfCpuMs } from './proc.ts';
+import { readCpuMs, readMemory, readSystemBusyMs, resetPeakRss, selfCpuMs } from './proc.ts';
 import { DeliveryTracker } from './tracker.ts';
 
 export interface RunEnv {
@@ -63,6 +63,9 @@ export interface RunResult {
   label: string;
   agentType: string;
   messages: number;
+  /** Epoch ms: first enqueue and last ack (or the deadline), the span the numbers describe. */
+  startedAt: number;
+  finishedAt: number;
   enqueuePerSecond: number;
   deliveryMs: number;
   deliveryPerSecond: number;
@@ -96,6 +99,8 @@ export interface RunResult {
   serverPeakRssScope: 'run' | 'process';
   serverCpuPercent: number | null;
   clientCpuPercent: number;
+  /** CPU used by every other process on the machine during the run (100 = one core). */
+  otherCpuPercent: number | null;
   /** Internal: the histograms, pooled across runs for the summary. Not serialised. */
   histograms?: RunHistograms;
 }
@@ -189,6 +194,7 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
   const peakReset = pid !== null && resetPeakRss(pid);
   const serverCpuBefore = pid !== null ? readCpuMs(pid) : null;
   const clientCpuBefore = selfCpuMs();
+  const systemBusyBefore = readSystemBusyMs();
   const metricsHist = new LatencyHistogram();
   const stopSampler = startMetricsSampler(client, options.metricsIntervalMs, metricsHist);
 
@@ -242,6 +248,7 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
   await stopSampler();
 
   const clientCpuMs = selfCpuMs() - clientCpuBefore;
+  const systemBusyAfter = readSystemBusyMs();
   const serverCpuAfter = pid !== null ? readCpuMs(pid) : null;
   const memory = pid !== null ? readMemory(pid) : null;
 
@@ -263,6 +270,12 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
   const deliveryPerSecond = deliveryMs > 0 ? (tracker.acked * 1000) / deliveryMs : 0;
   const deliverySummary = consumer.requests.summary();
   const ms = (us: number): number => us / 1000;
+  const serverCpuMs =
+    serverCpuBefore !== null && serverCpuAfter !== null ? serverCpuAfter - serverCpuBefore : null;
+  const otherCpuMs =
+    systemBusyBefore !== null && systemBusyAfter !== null
+      ? Math.max(0, systemBusyAfter - systemBusyBefore - clientCpuMs - (serverCpuMs ?? 0))
+      : null;
 
   return {
     run: Number(label) || 0,
@@ -282,6 +295,8 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
     label,
     agentType,
     messages,
+    startedAt: tracker.firstSendAt,
+    finishedAt,
     enqueuePerSecond: enqueueMs > 0 ? (enqueued.sent * 1000) / enqueueMs : 0,
     deliveryMs,
     deliveryPerSecond,
@@ -306,11 +321,9 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
     lastError: enqueued.lastError ?? consumer.lastError,
     statsDelta: statsDelta(metricsBefore.stats, metricsAfter.stats),
     serverPeakRssBytes: memory ? memory.peakRssBytes : null,
-    serverCpuPercent:
-      serverCpuBefore !== null && serverCpuAfter !== null && wallMs > 0
-        ? ((serverCpuAfter - serverCpuBefore) / wallMs) * 100
-        : null,
+    serverCpuPercent: serverCpuMs !== null && wallMs > 0 ? (serverCpuMs / wallMs) * 100 : null,
     clientCpuPercent: wallMs > 0 ? (clientCpuMs / wallMs) * 100 : 0,
+    otherCpuPercent: otherCpuMs !== null && wallMs > 0 ? (otherCpuMs / wallMs) * 100 : null,
     histograms: {
       endToEnd: tracker.endToEnd,
       enqueueRequests: enqueued.requests,

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SwarmClient } from '../../src/client/index.ts';
-import { sleep } from './clock.ts';
+import { nowMs, sleep } from './clock.ts';
 
 const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
@@ -29,6 +29,8 @@ export interface ServerTokens {
 export interface OwnServer {
   baseUrl: string;
   pid: number;
+  /** Epoch ms just before the process was spawned. */
+  startedAt: number;
   dataDir: string;
   tokens: ServerTokens;
   /** Lines at warn level or above that the server logged, counted for the report. */
@@ -106,6 +108,7 @@ export async function startServer(options: StartOptions): Promise<OwnServer> {
     ...options.env,
   });
 
+  const startedAt = nowMs();
   const child = spawn(process.execPath, args, {
     cwd: REPO_ROOT,
     env,
@@ -149,6 +152,7 @@ export async function startServer(options: StartOptions): Promise<OwnServer> {
   const server: OwnServer = {
     baseUrl: `http://127.0.0.1:${port}`,
     pid: child.pid ?? 0,
+    startedAt,
     dataDir,
     tokens,
     warnings: () => warnings,

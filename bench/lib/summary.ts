@@ -41,6 +41,7 @@ export interface Summary {
   serverPeakRssBytes: number | null;
   avgServerCpuPercent: number | null;
   avgClientCpuPercent: number;
+  avgOtherCpuPercent: number | null;
 }
 
 export const average = (values: number[]): number =>
@@ -62,6 +63,7 @@ export function summarize(runs: RunResult[], agents: number): Summary {
   const avgThroughput = average(throughputs);
   const rss = runs.map((r) => r.serverPeakRssBytes).filter((v): v is number => v !== null);
   const cpu = runs.map((r) => r.serverCpuPercent).filter((v): v is number => v !== null);
+  const other = runs.map((r) => r.otherCpuPercent).filter((v): v is number => v !== null);
 
   return {
     runs: runs.length,
@@ -99,6 +101,7 @@ export function summarize(runs: RunResult[], agents: number): Summary {
     serverPeakRssBytes: rss.length > 0 ? Math.max(...rss) : null,
     avgServerCpuPercent: cpu.length > 0 ? average(cpu) : null,
     avgClientCpuPercent: average(runs.map((r) => r.clientCpuPercent)),
+    avgOtherCpuPercent: other.length > 0 ? average(other) : null,
   };
 }
 

@@ -35,6 +35,8 @@ const pct = (value: number): string => `${Math.abs(value).toFixed(0)}%`;
 const NOISE_PERCENT = 5;
 // The client is on the same cores as the server; past this it may be the limit, not the server.
 const CLIENT_CPU_LIMIT = 85;
+// Other load this large (a fifth of a core) visibly lowers throughput on two cores.
+const OTHER_CPU_LIMIT = 20;
 
 export function verdicts(input: VerdictInput): Verdict[] {
   const { summary, runs } = input;
@@ -85,6 +87,15 @@ export function verdicts(input: VerdictInput): Verdict[] {
       text:
         `The benchmark client used ${pct(summary.avgClientCpuPercent)} of a core: on this machine ` +
         'it may be the limit rather than the server.',
+    });
+  }
+
+  if (summary.avgOtherCpuPercent !== null && summary.avgOtherCpuPercent > OTHER_CPU_LIMIT) {
+    out.push({
+      level: 'warn',
+      text:
+        `Other processes used ${pct(summary.avgOtherCpuPercent)} of a core during the runs: the ` +
+        'machine was not idle, so these numbers understate it. Rerun on a quiet machine.',
     });
   }
 

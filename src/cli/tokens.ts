@@ -1,6 +1,7 @@
 // Which bearer token a command sends. An explicit token (--token, OWOKX_TOKEN) always wins;
 // otherwise the scoped variables are tried from the least scope the command needs upward, so a
-// read-only command never travels with an admin token when a read token is at hand.
+// read-only command never travels with an admin token when a read token is at hand. Only when
+// no variable is set at all does a loopback URL fall back to the server's generated tokens.json.
 
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -54,6 +55,16 @@ export function resolveToken(needed: NeededScope, sources: TokenSources): Resolv
   const candidates = SCOPE_ORDER.slice(SCOPE_ORDER.indexOf(from));
 
   for (const scope of candidates) {
+    for (const name of SCOPE_VARS[scope]) {
+      const value = env[name];
+      if (value) return { token: value, source: name, scope };
+    }
+  }
+
+  // Nothing strong enough: send the strongest weaker token anyway. Its reads still work, and
+  // the server's 403 then names the missing scope, which says more than a 401 would.
+  const weaker = SCOPE_ORDER.slice(0, SCOPE_ORDER.indexOf(from)).reverse();
+  for (const scope of weaker) {
     for (const name of SCOPE_VARS[scope]) {
       const value = env[name];
       if (value) return { token: value, source: name, scope };

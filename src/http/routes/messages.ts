@@ -34,9 +34,11 @@ export function registerMessageRoutes(app: App, { api }: RouteDeps): void {
           (key) => body[key] !== undefined,
         );
         if (stray.length > 0) {
+          const why = (field: string) =>
+            `${field} cannot be combined with messages: give each item its own`;
           throw invalidRequest(
-            `${stray[0]} cannot be combined with messages: give each item its own`,
-            stray.map((field) => ({ field, message: `${field} is not allowed with messages` })),
+            why(stray[0] as string),
+            stray.map((field) => ({ field, message: why(field) })),
           );
         }
 

@@ -49,9 +49,8 @@ export function registerRecoveryRoutes(app: App, { api, config }: RouteDeps): vo
     (request) => {
       // No filter would mean "everything": that has to be said, e.g. {"olderThanMs":0}.
       if (!PURGE_FILTERS.some((key) => request.body[key] !== undefined)) {
-        throw invalidRequest(`purge-dlq needs at least one filter: ${PURGE_FILTERS.join(', ')}`, [
-          { field: 'body', message: `one of ${PURGE_FILTERS.join(', ')} is required` },
-        ]);
+        const message = `purge-dlq needs at least one filter: ${PURGE_FILTERS.join(', ')}`;
+        throw invalidRequest(message, [{ field: 'body', message }]);
       }
       return api.purgeDeadLetters(request.body, actorOf(request));
     },
