@@ -97,9 +97,15 @@ export async function runBenchmark(argv: string[], io: BenchIo): Promise<number>
       note,
     );
   } catch (err) {
-    io.stderr.write(`error: ${(err as Error).message}\n`);
+    const refused = isSwarmClientError(err) && (err.status === 401 || err.status === 403);
+    const where = isSwarmClientError(err) ? `${err.method} ${err.path}: ` : '';
+    const hint = refused ? ' (the benchmark needs a trade token)' : '';
+    io.stderr.write(`error: ${where}${(err as Error).message}${hint}\n`);
     if (server?.exited()) io.stderr.write(`--- server output ---\n${server.logTail()}\n`);
-    return err instanceof Unreachable ? EXIT_UNREACHABLE : EXIT_FAILED;
+
+    const unreachable =
+      err instanceof Unreachable || refused || (isSwarmClientError(err) && err.isNetworkError);
+    return unreachable ? EXIT_UNREACHABLE : EXIT_FAILED;
   } finally {
     await client?.close();
     await server?.stop();

@@ -3,6 +3,7 @@
 // On other systems every reading is null and the report says "n/a".
 
 import { readFileSync, writeFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 
 export interface MemoryReading {
   /** VmHWM: the peak resident set since start (or since the last peak reset). */
@@ -84,4 +85,43 @@ export function readSystemBusyMs(): number | null {
 export function selfCpuMs(): number {
   const usage = process.cpuUsage();
   return (usage.user + usage.system) / 1000;
+}
+
+export interface CpuShares {
+  /** Each in percent of one core over the metered span. */
+  server: number | null;
+  client: number;
+  other: number | null;
+}
+
+/**
+ * Meters CPU from now until the returned function is called: our server, this process, and
+ * everything else on the machine. Start and stop it tightly around the measured span; a
+ * reading over a longer span than the wall time it is divided by overstates every share.
+ */
+export function startCpuMeter(pid: number | null): () => CpuShares {
+  const startedAt = performance.now();
+  const server0 = pid !== null ? readCpuMs(pid) : null;
+  const client0 = selfCpuMs();
+  const system0 = readSystemBusyMs();
+
+  return () => {
+    const wallMs = performance.now() - startedAt;
+    const client = selfCpuMs() - client0;
+    const server1 = pid !== null ? readCpuMs(pid) : null;
+    const system1 = readSystemBusyMs();
+
+    const server = server0 !== null && server1 !== null ? server1 - server0 : null;
+    const other =
+      system0 !== null && system1 !== null
+        ? Math.max(0, system1 - system0 - client - (server ?? 0))
+        : null;
+    const share = (ms: number): number => (wallMs > 0 ? (ms / wallMs) * 100 : 0);
+
+    return {
+      server: server === null ? null : share(server),
+      client: share(client),
+      other: other === null ? null : share(other),
+    };
+  };
 }

@@ -17,7 +17,7 @@ import {
 import { type EnqueueStats, enqueueClosedLoop, enqueueOpenLoop } from './enqueue.ts';
 import { LatencyHistogram, type LatencySummary } from './histogram.ts';
 import type { BenchOptions } from './options.ts';
-import { readCpuMs, readMemory, readSystemBusyMs, resetPeakRss, selfCpuMs } from './proc.ts';
+import { readMemory, resetPeakRss, startCpuMeter } from './proc.ts';
 import { DeliveryTracker } from './tracker.ts';
 
 export interface RunEnv {
@@ -192,9 +192,6 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
 
   const pid = env.serverPid;
   const peakReset = pid !== null && resetPeakRss(pid);
-  const serverCpuBefore = pid !== null ? readCpuMs(pid) : null;
-  const clientCpuBefore = selfCpuMs();
-  const systemBusyBefore = readSystemBusyMs();
   const metricsHist = new LatencyHistogram();
   const stopSampler = startMetricsSampler(client, options.metricsIntervalMs, metricsHist);
 
@@ -219,6 +216,7 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
 
   const target = { run: label, agentType, idPrefix: agentType };
   const single = options.enqueue === 'single';
+  const stopCpuMeter = startCpuMeter(pid);
   const enqueued: EnqueueStats =
     options.rate !== null
       ? await enqueueOpenLoop(
@@ -238,6 +236,7 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
 
   await tracker.done;
   const finishedAt = nowMs();
+  const cpu = stopCpuMeter();
   clearTimeout(deadline);
   if (progress) clearInterval(progress);
   env.onProgress?.(tracker.acked, tracker.expected);
@@ -247,9 +246,6 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
   await Promise.allSettled(consumers);
   await stopSampler();
 
-  const clientCpuMs = selfCpuMs() - clientCpuBefore;
-  const systemBusyAfter = readSystemBusyMs();
-  const serverCpuAfter = pid !== null ? readCpuMs(pid) : null;
   const memory = pid !== null ? readMemory(pid) : null;
 
   // A push ack is our 200, which the server commits a moment later; let the gauges catch up.
@@ -270,12 +266,6 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
   const deliveryPerSecond = deliveryMs > 0 ? (tracker.acked * 1000) / deliveryMs : 0;
   const deliverySummary = consumer.requests.summary();
   const ms = (us: number): number => us / 1000;
-  const serverCpuMs =
-    serverCpuBefore !== null && serverCpuAfter !== null ? serverCpuAfter - serverCpuBefore : null;
-  const otherCpuMs =
-    systemBusyBefore !== null && systemBusyAfter !== null
-      ? Math.max(0, systemBusyAfter - systemBusyBefore - clientCpuMs - (serverCpuMs ?? 0))
-      : null;
 
   return {
     run: Number(label) || 0,
@@ -321,9 +311,9 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
     lastError: enqueued.lastError ?? consumer.lastError,
     statsDelta: statsDelta(metricsBefore.stats, metricsAfter.stats),
     serverPeakRssBytes: memory ? memory.peakRssBytes : null,
-    serverCpuPercent: serverCpuMs !== null && wallMs > 0 ? (serverCpuMs / wallMs) * 100 : null,
-    clientCpuPercent: wallMs > 0 ? (clientCpuMs / wallMs) * 100 : 0,
-    otherCpuPercent: otherCpuMs !== null && wallMs > 0 ? (otherCpuMs / wallMs) * 100 : null,
+    serverCpuPercent: cpu.server,
+    clientCpuPercent: cpu.client,
+    otherCpuPercent: cpu.other,
     histograms: {
       endToEnd: tracker.endToEnd,
       enqueueRequests: enqueued.requests,
