@@ -70,6 +70,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const { api, config, tokens } = options;
   const logger = options.logger ?? { level: config.logLevel };
 
+  const handleError = errorHandler(BODY_LIMIT);
+
   const app = Fastify({
     ...(isLogger(logger)
       ? { loggerInstance: logger.child({}, { redact: REDACT_PATHS }) as FastifyBaseLogger }
@@ -84,6 +86,12 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     return503OnClosing: true,
     // Agent ids run to 128 characters and topics to 256, percent-encoded in paths.
     routerOptions: { maxParamLength: 1024 },
+    // URLs the router cannot even match (bad percent-encoding, an over-long segment) answer
+    // in the same error shape as everything else.
+    frameworkErrors: (err, request, reply) => {
+      reply.header('x-request-id', request.id);
+      handleError(err, request, reply);
+    },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(compileValidator);
@@ -99,7 +107,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     else parseJson(request, body as string, done);
   });
 
-  app.setErrorHandler(errorHandler(BODY_LIMIT));
+  app.setErrorHandler(handleError);
 
   const metrics = createMetrics(api);
   app.setNotFoundHandler((request, reply) => {

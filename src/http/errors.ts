@@ -33,7 +33,9 @@ function fromFastify(err: FastifyError, bodyLimit: number): SwarmError | null {
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return new SwarmError('invalid_request', 'Content-Length does not match the body sent');
     case 'FST_ERR_BAD_URL':
-      return new SwarmError('invalid_request', 'the request URL is not valid');
+      return new SwarmError('invalid_request', 'the request URL is not valid percent-encoding');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return new SwarmError('invalid_request', 'a path segment of the URL is too long');
     default:
       return null;
   }

@@ -34,7 +34,7 @@ function throwIfAny(details: ErrorDetail[]): void {
   throw invalidRequest(`${first.message}${more}`, details);
 }
 
-/** Rejects any message payload over 256 KiB; `prefix` names the list the messages came in. */
+/** Rejects any message payload over 256 KiB; `fieldOf` names the payload at an index. */
 export function checkPayloads(
   request: FastifyRequest,
   payloads: readonly unknown[],

@@ -191,7 +191,7 @@ function containerOf(schema: JsonSchema): JsonSchema | undefined {
 }
 
 /** Finishes the sentence "<field> must be …" for a schema. */
-export function describe(schema: JsonSchema): string {
+function describe(schema: JsonSchema): string {
   if (schema.description !== undefined) return schema.description;
   if (schema.enum !== undefined) return `one of ${schema.enum.join(', ')}`;
   if (schema.anyOf !== undefined) return schema.anyOf.map(describe).join(', or ');

@@ -632,6 +632,15 @@ describe('validation', () => {
     });
   });
 
+  it('answers a URL the router cannot match with 400 in the error shape', async () => {
+    for (const url of ['/swarm/agents/%E0%A4%A', `/swarm/agents/${'a'.repeat(1100)}`]) {
+      const res = await call(h.app, { method: 'GET', url, token: 'read' });
+
+      expect(res.status, url.slice(0, 30)).toBe(400);
+      expect(res.body.error).toMatchObject({ code: 'invalid_request', details: [] });
+    }
+  });
+
   it('answers unknown routes with 404 in the error shape', async () => {
     for (const url of ['/nope', '/swarm/nope', '/swarm/recovery/requeue']) {
       const res = await call(h.app, { method: 'POST', url, token: 'admin', body: {} });
