@@ -41,7 +41,8 @@ export interface ConsumerHost {
 }
 
 const ERROR_BACKOFF_MIN_MS = 250;
-const ERROR_BACKOFF_MAX_MS = 5000;
+// Capped at 2 s: a coordinator restart should cost an agent at most that much extra idle time.
+const ERROR_BACKOFF_MAX_MS = 2000;
 
 export class PullConsumer {
   readonly stats: ConsumerStats = { polls: 0, received: 0, acked: 0, failed: 0, ackRejected: 0 };

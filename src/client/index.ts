@@ -101,9 +101,11 @@ export interface AckOptions extends CallOptions {
 }
 
 export interface DeregisterResult {
-  released?: number;
-  deadLettered?: number;
-  [key: string]: unknown;
+  ok: true;
+  /** Entries it held that went back to the queue. */
+  released: number;
+  /** Entries addressed to it directly that could no longer be delivered. */
+  deadLettered: number;
 }
 
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -220,14 +222,8 @@ export class SwarmClient {
     return this.json('GET', `/swarm/agents${qs}`, undefined, options);
   }
 
-  async getAgent(id: string, options?: CallOptions): Promise<AgentDetail> {
-    const body = await this.json<AgentDetail | { agent: AgentDetail }>(
-      'GET',
-      `/swarm/agents/${enc(id)}`,
-      undefined,
-      options,
-    );
-    return 'agent' in body && typeof body.agent === 'object' ? body.agent : (body as AgentDetail);
+  getAgent(id: string, options?: CallOptions): Promise<AgentDetail> {
+    return this.json('GET', `/swarm/agents/${enc(id)}`, undefined, options);
   }
 
   /** Without a type: the overview of every type; with one: that type's next targets. */
@@ -256,14 +252,8 @@ export class SwarmClient {
     return this.json('GET', `/swarm/queue/dead-letters${qs}`, undefined, options);
   }
 
-  async getDeadLetter(queueId: string, options?: CallOptions): Promise<QueueEntry> {
-    const body = await this.json<QueueEntry | { entry: QueueEntry }>(
-      'GET',
-      `/swarm/queue/dead-letters/${enc(queueId)}`,
-      undefined,
-      options,
-    );
-    return 'entry' in body && typeof body.entry === 'object' ? body.entry : (body as QueueEntry);
+  getDeadLetter(queueId: string, options?: CallOptions): Promise<QueueEntry> {
+    return this.json('GET', `/swarm/queue/dead-letters/${enc(queueId)}`, undefined, options);
   }
 
   /** Topic → subscribed agent ids, for every topic or one. */
