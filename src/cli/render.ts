@@ -30,7 +30,12 @@ export function renderHealth(out: Output, health: SwarmHealth, url: string): str
     lines.push(
       out.table(
         ['REASON', 'VALUE', 'THRESHOLD', 'MESSAGE'],
-        health.reasons.map((r) => [r.code, r.value, r.threshold, r.message]),
+        health.reasons.map((r) => [
+          r.code,
+          reasonValue(r.code, r.value),
+          reasonValue(r.code, r.threshold),
+          r.message,
+        ]),
         ['left', 'right', 'right', 'left'],
       ),
     );
@@ -283,6 +288,13 @@ export function renderAudit(out: Output, records: AuditRecord[], now = Date.now(
       formatJsonCell(r.result, 50),
     ]),
   );
+}
+
+/** A reason's value in its unit: a failure rate as a percentage, an age as a duration. */
+export function reasonValue(code: string, value: number): string {
+  if (code === 'delivery_failures_elevated') return formatPercent(value);
+  if (code === 'queue_pressure' || code === 'dispatcher_stalled') return formatDuration(value);
+  return formatCount(value);
 }
 
 /** "3 stale" in yellow when any agent is stale. */
