@@ -168,6 +168,8 @@ export interface ServerOptions {
   /** Extra OWOKX_* settings, e.g. a short OWOKX_STALE_AFTER_MS. */
   env?: Record<string, string>;
   logFile?: string;
+  /** Own process group, so a terminal's Ctrl-C reaches only the parent, which stops us in order. */
+  detached?: boolean;
 }
 
 export class ServerProcess extends ManagedProcess {
@@ -212,6 +214,7 @@ export function spawnServer(options: ServerOptions): ServerProcess {
       ...options.env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
   });
 
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${options.port}`;
@@ -254,6 +257,7 @@ export interface AgentProcessOptions {
   token: string;
   env?: Record<string, string>;
   logFile?: string;
+  detached?: boolean;
 }
 
 /** Starts an agent script as its own process, told where the server is by environment. */
@@ -271,6 +275,7 @@ export function spawnAgent(options: AgentProcessOptions): ManagedProcess {
         ...options.env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.detached ?? false,
     },
   );
 

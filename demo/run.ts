@@ -223,6 +223,7 @@ async function main(): Promise<void> {
     logLevel: 'info',
     env: DEMO_SERVER_ENV,
     logFile: path.join(logDir, 'server.log'),
+    detached: true,
   });
   const monitor = new SwarmClient({ baseUrl: url, token: tokens.readonly, timeoutMs: 5000 });
   const agents: ManagedProcess[] = [];
@@ -244,6 +245,11 @@ async function main(): Promise<void> {
 
   process.once('SIGINT', () => void shutdown(0));
   process.once('SIGTERM', () => void shutdown(0));
+  // The children have their own process groups (Ctrl-C must not reach them before their turn),
+  // so if this process dies some other way it takes them along.
+  process.once('exit', () => {
+    for (const child of [...agents, server]) child.kill('SIGKILL');
+  });
 
   server.exited.then(({ code, signal }) => {
     if (stopping) return;
@@ -270,6 +276,7 @@ async function main(): Promise<void> {
       token: tokens.agent,
       env: plan.env,
       logFile: path.join(logDir, `${plan.name}.log`),
+      detached: true,
     });
     agent.exited.then(({ code, signal }) => {
       if (stopping) return;

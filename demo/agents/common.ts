@@ -22,6 +22,10 @@ export function demoEnv(): DemoEnv {
   return { url, token, id };
 }
 
+// A closed stdout (the demo went away) must not crash the agent before it deregisters; the
+// orphan check in demoAgent() takes it down cleanly.
+process.stdout.on('error', () => {});
+
 /** One event as one JSON line: {"event":"acked","agent":"analyst-1",...}. */
 export function emit(event: string, fields: Record<string, unknown> = {}): void {
   process.stdout.write(`${JSON.stringify({ event, agent: process.env.AGENT_ID, ...fields })}\n`);
@@ -37,7 +41,7 @@ export function demoAgent(
   options: Omit<SwarmAgentOptions, 'baseUrl' | 'token' | 'id' | 'client'>,
 ): SwarmAgent {
   const env = demoEnv();
-  return new SwarmAgent({
+  const agent = new SwarmAgent({
     baseUrl: env.url,
     token: env.token,
     id: env.id,
@@ -45,6 +49,16 @@ export function demoAgent(
     log,
     ...options,
   });
+
+  // The demo starts agents in their own process group, so a parent that dies without
+  // stopping them (kill -9) would leave them running: notice and leave too.
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid === parent) return;
+    void Promise.race([agent.stop(), sleep(3000)]).finally(() => process.exit(0));
+  }, 1000).unref();
+
+  return agent;
 }
 
 /** A number from the environment, or the default. */
