@@ -13,7 +13,7 @@ import {
   type TestServer,
   TOKENS,
 } from './harness.ts';
-import { enqueue, registerPullAgent, rejectAll, runAgent } from './swarm.ts';
+import { enqueue, pushEndpoint, registerPullAgent, rejectAll, runAgent, waitFor } from './swarm.ts';
 
 let server: TestServer | undefined;
 const agents: { stop(): Promise<void> }[] = [];
@@ -103,6 +103,42 @@ describe('drill dlq', () => {
     });
     expect(human.code).toBe(1);
     expect(human.stdout).toContain('ESCALATE: dead letters persisted after 1 recovery cycle');
+  });
+
+  it('delivers requeued messages to push agents through the dispatch step', async () => {
+    server = await startServer();
+    let status = 500;
+    const endpoint = await pushEndpoint(() => status);
+    agents.push(endpoint);
+
+    await server.agent.registerAgent({ id: 'pusher-1', type: 'trader', endpoint: endpoint.url });
+    await enqueue(server.agent, 'pusher-1', 3, 'orders', 1);
+    await waitFor(async () => (await server?.read.metrics())?.queue.deadLettered === 3);
+
+    // The endpoint is repaired: the next push is accepted.
+    status = 200;
+    const r = await swarmctl(['drill', 'dlq', '--json'], { env: cliEnv(server) });
+    const result = parseJson<DrillResult>(r);
+
+    expect(r.code).toBe(0);
+    expect(result.outcome).toBe('recovered');
+    expect(result.after).toMatchObject({ deadLettered: 0, queueDepth: 0 });
+    expect(endpoint.accepted()).toBe(3);
+  });
+
+  it('escalates, with a note per entry, when dead letters cannot be routed back', async () => {
+    server = await startServer();
+    await registerPullAgent(server.agent, 'gone-1', 'worker');
+    await enqueue(server.agent, 'gone-1', 2);
+    await rejectAll(server.agent, 'gone-1', 2);
+    await server.agent.deregister('gone-1');
+
+    const r = await swarmctl(['drill', 'dlq', '--settle-ms', '200'], { env: cliEnv(server) });
+
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain('ESCALATE: dead letters persisted after 2 recovery cycles');
+    expect(r.stdout).toMatch(/note: cycle 1: \S+ stayed dead-lettered: /);
+    expect(r.stdout).toMatch(/dead letters 2 → 2/);
   });
 
   it('escalates when requeued messages find no live agent, and says where to look', async () => {

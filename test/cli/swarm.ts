@@ -9,10 +9,17 @@ export async function registerPullAgent(client: SwarmClient, id: string, type: s
 }
 
 /** Enqueues `n` messages to `target` and returns their queue ids. */
-export async function enqueue(client: SwarmClient, target: string, n: number, topic = 'signals') {
+export async function enqueue(
+  client: SwarmClient,
+  target: string,
+  n: number,
+  topic = 'signals',
+  maxAttempts?: number,
+) {
   const results = await client.enqueueBatch(
     Array.from({ length: n }, (_, i) => ({
       message: { target, topic, type: 'EVENT' as const, source: 'test', payload: { i } },
+      ...(maxAttempts === undefined ? {} : { maxAttempts }),
     })),
   );
   return results.map((r) => r.queueId as string);
@@ -89,4 +96,39 @@ export async function waitFor(check: () => Promise<boolean>, timeoutMs = 10_000)
     await sleep(50);
   }
   throw new Error(`condition not met within ${timeoutMs}ms`);
+}
+
+/**
+ * A push agent's endpoint in the test process: answers the dispatcher's POST with `status()`
+ * and counts the deliveries it accepted.
+ */
+export async function pushEndpoint(status: () => number) {
+  const { createServer } = await import('node:http');
+  let accepted = 0;
+
+  const server = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d) => {
+      body += d;
+    });
+    req.on('end', () => {
+      const code = status();
+      if (code >= 200 && code < 300) {
+        accepted += (JSON.parse(body) as { deliveries: unknown[] }).deliveries.length;
+      }
+      res.writeHead(code, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+
+  return {
+    url: `http://127.0.0.1:${port}/deliveries`,
+    accepted: () => accepted,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
 }

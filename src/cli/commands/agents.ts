@@ -46,11 +46,13 @@ export function registerAgents(program: Command): void {
         }
 
         ctx.out.line(renderAgents(ctx.out, page.agents));
-        ctx.out.line(
-          ctx.out.c.dim(
-            `\n${formatCount(page.agents.length)} of ${formatCount(page.total)} agents`,
-          ),
-        );
+        if (page.total > 0) {
+          ctx.out.line(
+            ctx.out.c.dim(
+              `\n${formatCount(page.agents.length)} of ${formatCount(page.total)} agents`,
+            ),
+          );
+        }
         if (page.nextCursor) ctx.out.line(ctx.out.c.dim(`next page: --cursor ${page.nextCursor}`));
         return EXIT.ok;
       }),

@@ -57,11 +57,13 @@ export function registerDlq(program: Command): void {
         }
 
         ctx.out.line(renderDeadLetters(ctx.out, page.items));
-        ctx.out.line(
-          ctx.out.c.dim(
-            `\n${formatCount(page.items.length)} of ${formatCount(page.total)} dead letters`,
-          ),
-        );
+        if (page.total > 0) {
+          ctx.out.line(
+            ctx.out.c.dim(
+              `\n${formatCount(page.items.length)} of ${formatCount(page.total)} dead letters`,
+            ),
+          );
+        }
         if (page.nextCursor) ctx.out.line(ctx.out.c.dim(`next page: --cursor ${page.nextCursor}`));
         return EXIT.ok;
       }),

@@ -23,35 +23,36 @@ export function registerDrill(program: Command): void {
     .command('drill')
     .description("run the guide's recovery drills end to end (trade scope)");
 
-  addOptions(
+  cycleOptions(
     drill
       .command('dlq')
       .description(
         'Drill 1: requeue dead letters, dispatch, confirm dead letters and queue depth fall',
+      )
+      .option('--limit <n>', 'requeue-dlq limit per cycle', positiveInteger, DRILL_DEFAULTS.limit)
+      .option(
+        '--dispatch-limit <n>',
+        'dispatch limit per cycle',
+        positiveInteger,
+        DRILL_DEFAULTS.dispatchLimit,
       ),
   ).action(
     action('drill dlq', 'trade', (ctx, opts: Partial<DrillOptions>) => run(ctx, 'dlq', opts)),
   );
 
-  addOptions(
+  cycleOptions(
     drill
       .command('stale')
-      .description('Drill 2: prune stale agents, confirm stale count and routing anomalies fall'),
+      .description('Drill 2: prune stale agents, confirm stale count and routing anomalies fall')
+      .option('--stale-ms <ms>', 'prune-stale staleMs', integer, DRILL_DEFAULTS.staleMs),
   ).action(
     action('drill stale', 'trade', (ctx, opts: Partial<DrillOptions>) => run(ctx, 'stale', opts)),
   );
 }
 
-function addOptions(cmd: Command): Command {
+/** What both drills share: how many recovery cycles, and how long each may settle. */
+function cycleOptions(cmd: Command): Command {
   return cmd
-    .option('--limit <n>', 'requeue-dlq limit per cycle', positiveInteger, DRILL_DEFAULTS.limit)
-    .option(
-      '--dispatch-limit <n>',
-      'dispatch limit per cycle',
-      positiveInteger,
-      DRILL_DEFAULTS.dispatchLimit,
-    )
-    .option('--stale-ms <ms>', 'prune-stale staleMs', integer, DRILL_DEFAULTS.staleMs)
     .option(
       '--cycles <n>',
       'recovery cycles before escalating',

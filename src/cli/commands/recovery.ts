@@ -44,7 +44,7 @@ export function registerRecovery(program: Command): void {
     .description('remove agents with no heartbeat for --stale-ms, release their leases')
     .option(
       '--stale-ms <ms>',
-      'no heartbeat for this long, at least 60000 (server default 600000)',
+      'no heartbeat for this long (server default 600000, minimum OWOKX_PRUNE_MIN_STALE_MS)',
       integer,
     )
     .option('--dry-run', 'report which agents would be removed; change nothing')
