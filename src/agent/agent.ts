@@ -35,6 +35,8 @@ export interface SwarmAgentOptions {
   /** The push endpoint; serve() fills it in. */
   endpoint?: string;
 
+  /** How long start() keeps retrying while the server is unreachable. Default 30000. */
+  startTimeoutMs?: number;
   /** Overrides the interval the server suggests at registration. */
   heartbeatIntervalMs?: number;
   /** Deregister and exit on SIGINT/SIGTERM. Default false. */
@@ -103,10 +105,13 @@ export class SwarmAgent {
     return this.agentId;
   }
 
-  /** Registers and starts heartbeating. Safe to call more than once. */
+  /**
+   * Registers and starts heartbeating. Safe to call more than once. While the server cannot be
+   * reached (still starting, restarting) it keeps trying for `startTimeoutMs`.
+   */
   start(): Promise<RegisterAgentResult> {
     if (!this.started) {
-      this.started = this.register();
+      this.started = this.registerWhenReachable();
       this.started.catch(() => {
         this.started = null;
       });
@@ -225,6 +230,8 @@ export class SwarmAgent {
 
     await Promise.allSettled([...this.consumers].map((c) => c.stop()));
     await this.pushServer?.close();
+    // A re-registration still on its way would otherwise land after the deregister below.
+    await this.reRegistering?.catch(() => {});
 
     if (options.deregister !== false && this.agentId !== undefined && this.started) {
       try {
@@ -239,6 +246,26 @@ export class SwarmAgent {
   }
 
   // ---- registration and heartbeats ----
+
+  private async registerWhenReachable(): Promise<RegisterAgentResult> {
+    const deadline = Date.now() + (this.options.startTimeoutMs ?? 30_000);
+
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.register();
+      } catch (err) {
+        const retriable = isSwarmClientError(err) && err.isNetworkError && err.code !== 'aborted';
+        if (!retriable || this.stopped || Date.now() >= deadline) throw err;
+
+        const delay = Math.min(2000, 100 * 2 ** (attempt - 1));
+        this.log('info', 'server not reachable yet; registering again soon', {
+          error: (err as Error).message,
+          retryInMs: delay,
+        });
+        await sleep(delay);
+      }
+    }
+  }
 
   private async register(): Promise<RegisterAgentResult> {
     const result = await this.client.registerAgent({ ...this.registration, id: this.agentId });

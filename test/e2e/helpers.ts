@@ -93,6 +93,12 @@ export interface Swarm {
 
 const FIXTURE = 'test/e2e/fixtures/agent.ts';
 
+// Whatever ends this test process (a crash, a timeout), it takes its children along.
+const children = new Set<ManagedProcess>();
+process.once('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
 /** A server on a free port with its own temp data dir; `env` adds OWOKX_* settings. */
 export async function startSwarm(env: Record<string, string> = {}): Promise<Swarm> {
   const dir = mkdtempSync(path.join(tmpdir(), 'owokx-e2e-'));
@@ -102,6 +108,7 @@ export async function startSwarm(env: Record<string, string> = {}): Promise<Swar
 
   const launch = async (): Promise<ServerProcess> => {
     const server = spawnServer({ port, dataDir: dir, tokens, env, logLevel: 'warn' });
+    children.add(server);
     await waitReady(server.url, 30_000, server);
     return server;
   };
@@ -128,6 +135,7 @@ export async function startSwarm(env: Record<string, string> = {}): Promise<Swar
         env: agentEnv,
       });
       agents.push(proc);
+      children.add(proc);
       const handle = new AgentHandle(proc);
       await handle.waitFor('ready', 20_000);
       return handle;
