@@ -9,7 +9,13 @@ import { type Swarm, startSwarm, until } from './helpers.ts';
 let swarm: Swarm;
 
 beforeAll(async () => {
-  swarm = await startSwarm({ OWOKX_BACKOFF_BASE_MS: '50', OWOKX_BACKOFF_CAP_MS: '500' });
+  swarm = await startSwarm({
+    OWOKX_BACKOFF_BASE_MS: '50',
+    OWOKX_BACKOFF_CAP_MS: '500',
+    OWOKX_DISPATCH_INTERVAL_MS: '50',
+    // Pushed entries in flight when the server died come back once their lease runs out.
+    OWOKX_LEASE_MS: '2000',
+  });
 }, 60_000);
 
 afterAll(async () => {
@@ -29,7 +35,7 @@ async function allDeadLetters(): Promise<QueueEntry[]> {
   return items;
 }
 
-it('loses no accepted message when the server is SIGKILLed mid-run and restarted', async () => {
+it('loses no accepted message when the server is SIGKILLed mid-run with pull and push agents', async () => {
   // Short leases, so entries leased when the server died come back soon after the restart.
   const env = {
     AGENT_TYPE: 'worker',
@@ -37,7 +43,11 @@ it('loses no accepted message when the server is SIGKILLed mid-run and restarted
     AGENT_WAIT_MS: '1000',
     AGENT_WORK_MS: '2',
   };
-  const workers = await Promise.all([swarm.agent('worker-1', env), swarm.agent('worker-2', env)]);
+  const workers = await Promise.all([
+    swarm.agent('worker-1', env),
+    swarm.agent('worker-2', env),
+    swarm.agent('pusher-1', { AGENT_TYPE: 'pusher', AGENT_MODE: 'push', AGENT_WORK_MS: '2' }),
+  ]);
 
   const accepted = new Set<string>();
   let sendErrors = 0;
@@ -50,7 +60,11 @@ it('loses no accepted message when the server is SIGKILLed mid-run and restarted
     while (sending) {
       batchNo++;
       const batch = Array.from({ length: 20 }, (_, i) => ({
-        message: { target: 'type:worker', payload: { batch: batchNo, i } },
+        // Every fourth message goes to the push agent, the rest to the two pull workers.
+        message: {
+          target: i % 4 === 0 ? 'type:pusher' : 'type:worker',
+          payload: { batch: batchNo, i },
+        },
         maxAttempts: 20,
       }));
       try {
@@ -69,14 +83,21 @@ it('loses no accepted message when the server is SIGKILLed mid-run and restarted
     20_000,
     () => `accepted only ${accepted.size}`,
   );
-  const handledBeforeKill = workers.reduce((n, w) => n + w.count('handled'), 0);
-  expect(handledBeforeKill).toBeGreaterThan(0);
+  // Both kinds of delivery are under way when the server dies.
+  for (const worker of workers) expect(worker.count('handled')).toBeGreaterThan(0);
 
   swarm.server.kill('SIGKILL');
   await swarm.server.exited;
   const acceptedAtKill = accepted.size;
 
   await swarm.restart();
+
+  // Conservation holds straight after the restart too, with work still leased and queued.
+  const early = await swarm.client.queue();
+  expect(early.stats.enqueued).toBe(
+    early.stats.delivered + early.queued + early.inflight + early.deadLettered + early.stats.purged,
+  );
+  expect(early.stats.enqueued).toBeGreaterThanOrEqual(acceptedAtKill);
 
   // Keep sending after the restart, then stop and let the workers drain the queue.
   await until(() => accepted.size >= acceptedAtKill + 500, 20_000);
