@@ -84,7 +84,12 @@ export async function runBenchmark(argv: string[], io: BenchIo): Promise<number>
       token,
       timeoutMs: 30_000,
       // Every pull agent holds one socket in its long poll; senders and the sampler need theirs.
-      connections: Math.max(32, options.agents + options.concurrency + 8),
+      // Open loop never waits for answers, so a stall must not queue requests in our pool.
+      connections: Math.max(
+        32,
+        options.agents + options.concurrency + 8,
+        options.rate !== null ? 256 : 0,
+      ),
     });
 
     await checkAccess(client, baseUrl);

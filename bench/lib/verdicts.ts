@@ -77,6 +77,8 @@ export function verdicts(input: VerdictInput): Verdict[] {
   }
 
   out.push(speedVerdict(summary));
+  const lag = sendLag(runs);
+  if (lag) out.push(lag);
   if (input.comparison) out.push(comparisonVerdict(input.comparison));
   if (input.empty) out.push(...backlogVerdicts(summary, input.empty, input.config));
   out.push(...targetVerdicts(input.config, summary));
@@ -139,6 +141,24 @@ function speedVerdict(summary: Summary): Verdict {
     text:
       `End to end ${n(summary.avgThroughputPerSecond)} msg/s; latency p50 ` +
       `${ms(summary.endToEndUs.p50)}, p99 ${ms(summary.endToEndUs.p99)}${spread}.`,
+  };
+}
+
+/** Open loop: did the sender keep its schedule? Late sends are counted in the latency. */
+function sendLag(runs: RunResult[]): Verdict | null {
+  const lags = runs.map((r) => r.sendLagUs).filter((l) => l !== null && l.count > 0);
+  if (lags.length === 0) return null;
+
+  const p99 = Math.max(...lags.map((l) => l?.p99 ?? 0));
+  const max = Math.max(...lags.map((l) => l?.max ?? 0));
+  const late = p99 > 2000;
+
+  return {
+    level: late ? 'warn' : 'info',
+    text: late
+      ? `The sender fell behind its schedule (send lag p99 ${ms(p99)}, max ${ms(max)}): the ` +
+        'benchmark process was too busy to offer the load on time; latency includes the lag.'
+      : `Messages left on schedule (send lag p99 ${ms(p99)}, max ${ms(max)}).`,
   };
 }
 
