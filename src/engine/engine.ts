@@ -445,6 +445,8 @@ export class SwarmEngine implements SwarmApi {
     const deadline = now + input.waitMs;
 
     for (;;) {
+      // A caller that hung up would never see what we lease; leave it for the next agent.
+      if (signal?.aborted) return [];
       const deliveries = await this.store.claim(routes, {
         limit: input.limit,
         leaseMs: input.leaseMs,
@@ -694,7 +696,7 @@ export class SwarmEngine implements SwarmApi {
       result,
     });
     this.log.info(
-      { action, scope: actor.scope, token: actor.tokenName, result },
+      { action, scope: actor.scope, tokenName: actor.tokenName, result },
       'recovery action',
     );
   }

@@ -166,7 +166,9 @@ export class Observer {
         degraded: verdict.status !== 'healthy',
       },
       health: {
-        healthy: verdict.status === 'healthy',
+        // `healthy` answers "is it serving?" (200), as the contract's example pairs
+        // healthy: true with degraded: true; `status` carries the finer verdict.
+        healthy: verdict.status !== 'unhealthy',
         degraded: verdict.status === 'degraded',
         status: verdict.status,
         reasons: verdict.reasons,

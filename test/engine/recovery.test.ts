@@ -158,6 +158,15 @@ describe('recovery', () => {
     expect((await engine.metrics()).stats.purged).toBe(2);
   });
 
+  it('counts only the named dead letters when ids match none of them', async () => {
+    await deadLetter('type:analyst', 2);
+    const dry = await swarm.engine.purgeDeadLetters(
+      { ids: ['nope', '999999'], dryRun: true },
+      ADMIN,
+    );
+    expect(dry).toEqual({ purged: 0, remaining: 2, dryRun: true });
+  });
+
   it('records every recovery and admin call in the audit log, newest first', async () => {
     const { engine } = swarm;
     await engine.dispatch(10, TRADE);

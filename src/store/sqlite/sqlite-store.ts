@@ -805,7 +805,8 @@ export class SqliteStore implements Store {
 
   private filteredDeadCount(filter: DeadLetterFilter): number {
     const where = this.deadWhere(filter);
-    if (where.params.length === 0) return this.deadCount();
+    const unfiltered = Object.values(filter).every((value) => value === undefined);
+    if (unfiltered) return this.deadCount();
     return (
       this.sql(`SELECT COUNT(*) AS n FROM entries WHERE ${where.sql}`).get(...where.params) as {
         n: number;
