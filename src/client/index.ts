@@ -5,7 +5,7 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import { type Dispatcher, Pool } from 'undici';
-import type { AgentStatus, AgentView, Delivery, QueueEntry } from '../core/types.ts';
+import type { AgentView, Delivery, QueueEntry } from '../core/types.ts';
 import type {
   AckResult,
   AgentDetail,
@@ -37,10 +37,10 @@ import type {
   SwarmHealth,
   SwarmMetrics,
 } from '../engine/contract.ts';
-import { networkError, responseError, SwarmClientError } from './errors.ts';
+import { networkError, responseError } from './errors.ts';
 
 export type { ClientErrorCode } from './errors.ts';
-export { isSwarmClientError, NETWORK_ERROR_CODES, SwarmClientError } from './errors.ts';
+export { isSwarmClientError, SwarmClientError } from './errors.ts';
 
 export interface SwarmClientOptions {
   /** Where the coordinator listens, e.g. `http://127.0.0.1:8787`. A path prefix is kept. */
@@ -142,7 +142,6 @@ export class SwarmClient {
 
   private readonly pool: Pool;
   private readonly prefix: string;
-  private readonly token: string | undefined;
   // Reused on every call: undici reads these objects and never mutates them.
   private readonly jsonHeaders: Record<string, string>;
   private readonly plainHeaders: Record<string, string>;
@@ -153,7 +152,6 @@ export class SwarmClient {
     this.baseUrl = options.baseUrl.replace(/\/+$/, '');
     this.prefix = url.pathname.replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    this.token = options.token;
 
     this.plainHeaders = { accept: 'application/json', 'user-agent': USER_AGENT };
     if (options.token) this.plainHeaders.authorization = `Bearer ${options.token}`;
@@ -452,17 +450,4 @@ export class SwarmClient {
 
     return { status: res.statusCode, headers: res.headers, body: parseBody(text), text };
   }
-
-  /** The token this client sends, for building curl lines in demos; never log it. */
-  get bearerToken(): string | undefined {
-    return this.token;
-  }
-}
-
-/** A heartbeat status value the server accepts; re-exported for SDK users. */
-export type { AgentStatus };
-
-/** Narrowing helper: true when the error means the server could not be reached at all. */
-export function isUnreachable(err: unknown): err is SwarmClientError {
-  return err instanceof SwarmClientError && err.isNetworkError;
 }
