@@ -11,12 +11,6 @@ import { ERROR_CODES, type ErrorCode, type ErrorDetail } from '../core/errors.ts
  */
 export type ClientErrorCode = ErrorCode | 'unreachable' | 'timeout' | 'aborted';
 
-export const NETWORK_ERROR_CODES: readonly ClientErrorCode[] = [
-  'unreachable',
-  'timeout',
-  'aborted',
-];
-
 export class SwarmClientError extends Error {
   readonly code: ClientErrorCode;
   /** The HTTP status, or 0 when no answer arrived. */
