@@ -407,11 +407,15 @@ export class SwarmEngine implements SwarmApi {
   }
 
   private afterEnqueue(entries: NewEntry[]): void {
-    const routes = new Set<RouteKey>();
-    for (const entry of entries) routes.add(routeKey(entry.routeKind, entry.routeKey));
-    this.waiters.notify(routes);
+    const routes = new Map<RouteKey, number>();
+    for (const entry of entries) {
+      if (entry.availableAt > this.clock.now()) continue;
+      const key = routeKey(entry.routeKind, entry.routeKey);
+      routes.set(key, (routes.get(key) ?? 0) + 1);
+    }
+    this.waiters.notifyCounted(routes);
 
-    for (const route of routes) {
+    for (const route of routes.keys()) {
       if (this.pushRoutes.has(route)) {
         this.pokeDispatcher();
         break;

@@ -59,6 +59,23 @@ export class Waiters {
     }
   }
 
+  /**
+   * Wakes at most `count` polls per route: one new message needs one agent, and waking all
+   * of a role's agents for it costs a wasted claim each (the thundering herd).
+   */
+  notifyCounted(counts: Map<RouteKey, number>): void {
+    for (const [route, count] of counts) {
+      const set = this.byRoute.get(route);
+      if (set === undefined) continue;
+      let woken = 0;
+      for (const waiter of [...set]) {
+        if (woken >= count) break;
+        waiter.wake();
+        woken += 1;
+      }
+    }
+  }
+
   notifyAll(): void {
     for (const waiter of [...this.all]) waiter.wake();
   }
