@@ -64,6 +64,9 @@ export class Observer {
       this.dispatchStatus(),
     ]);
 
+    // Right after a start the window is not full yet: divide by what it really spans.
+    const perSecSpan = Math.max(1, Math.min(PER_SEC_WINDOW_MS, now - this.startedAt)) / 1000;
+
     return {
       timestamp: new Date(now).toISOString(),
       staleAfterMs: this.config.staleAfterMs,
@@ -82,8 +85,8 @@ export class Observer {
         deliveryFailures: window.deliveryFailures,
         deliveryFailureRate: failureRate(window.deliveryAttempts, window.deliveryFailures),
         deadLetteredInWindow: window.deadLettered,
-        enqueuedPerSec: round2(recent.enqueued / (PER_SEC_WINDOW_MS / 1000)),
-        deliveredPerSec: round2(recent.delivered / (PER_SEC_WINDOW_MS / 1000)),
+        enqueuedPerSec: round2(recent.enqueued / perSecSpan),
+        deliveredPerSec: round2(recent.delivered / perSecSpan),
       },
       dispatch,
     };

@@ -15,6 +15,24 @@ export interface PushTransport {
   close(): Promise<void>;
 }
 
+const MAX_ERROR_TEXT = 2048;
+
+/** `: <message>` from an error body in the contract's shape, or from plain text. */
+function describe(text: string): string {
+  if (text.trim() === '') return '';
+  try {
+    const body = JSON.parse(text) as { error?: { message?: unknown } | string; message?: unknown };
+    const message =
+      typeof body.error === 'string'
+        ? body.error
+        : (body.error?.message ?? body.message ?? undefined);
+    if (typeof message === 'string') return `: ${message.slice(0, 500)}`;
+  } catch {
+    // Not JSON: the text itself says it.
+  }
+  return `: ${text.trim().slice(0, 500)}`;
+}
+
 export function createHttpTransport(): PushTransport {
   // Connections to an agent are reused across passes; a new TCP handshake per batch would
   // cost more than the batch on loopback.
@@ -32,10 +50,17 @@ export function createHttpTransport(): PushTransport {
           bodyTimeout: timeoutMs,
           signal: AbortSignal.timeout(timeoutMs),
         });
-        await response.body.dump();
+        if (response.statusCode >= 200 && response.statusCode < 300) {
+          await response.body.dump();
+          return { ok: true };
+        }
 
-        if (response.statusCode >= 200 && response.statusCode < 300) return { ok: true };
-        return { ok: false, error: `push endpoint answered HTTP ${response.statusCode}` };
+        // The agent's own words about the failure are what an operator needs in lastError.
+        const text = (await response.body.text()).slice(0, MAX_ERROR_TEXT);
+        return {
+          ok: false,
+          error: `push endpoint answered HTTP ${response.statusCode}${describe(text)}`,
+        };
       } catch (err) {
         const reason = err instanceof Error ? err.message : String(err);
         return { ok: false, error: `push failed: ${reason}` };
