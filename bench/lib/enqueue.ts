@@ -124,7 +124,8 @@ export async function enqueueClosedLoop(
   let next = 0;
 
   const sender = async (): Promise<void> => {
-    while (next < count) {
+    // A run past its deadline stops sending; what was not sent is not expected either.
+    while (next < count && !tracker?.finished) {
       const from = next;
       const to = Math.min(count, from + size);
       next = to;
@@ -173,7 +174,7 @@ export async function enqueueOpenLoop(
   stats.startedAt = nowMs();
   tracker.firstSendAt = stats.startedAt;
 
-  while (next < count) {
+  while (next < count && !tracker.finished) {
     const now = nowMs();
     const due = Math.min(count, Math.floor((now - stats.startedAt) / intervalMs) + 1);
 

@@ -113,6 +113,7 @@ export interface RunHistograms {
 }
 
 const SETTLE_MS = 2000;
+const HEARTBEAT_CAP_MS = 60_000;
 
 const topicGauges = (queue: QueueSummary, topic: string): TopicGauges =>
   queue.byTopic?.[topic] ?? { queued: 0, inflight: 0, deadLettered: 0 };
@@ -165,163 +166,190 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
   const tracker = new DeliveryTracker(label, messages);
   const consumer = newConsumerStats();
   const push = options.delivery === 'push';
-
-  // Push agents need their endpoints listening before they register.
-  const endpoints: PushEndpoint[] = [];
-  if (push) {
-    for (let i = 0; i < options.agents; i += 1) {
-      endpoints.push(await startPushEndpoint(tracker, consumer));
-    }
-  }
-
-  const agentIds: string[] = [];
-  for (let i = 0; i < options.agents; i += 1) {
-    const id = `${agentType}-a${i + 1}`;
-    await client.registerAgent({
-      id,
-      type: agentType,
-      status: 'active',
-      capabilities: ['benchmark'],
-      metadata: { benchmark: true },
-      ...(push ? { endpoint: endpoints[i]?.url, maxInflight: options.pollLimit } : {}),
-    });
-    agentIds.push(id);
-  }
-
-  const [metricsBefore, queueBefore] = await Promise.all([client.metrics(), client.queue()]);
-
   const pid = env.serverPid;
-  const peakReset = pid !== null && resetPeakRss(pid);
-  const metricsHist = new LatencyHistogram();
-  const stopSampler = startMetricsSampler(client, options.metricsIntervalMs, metricsHist);
 
+  const endpoints: PushEndpoint[] = [];
+  const agentIds: string[] = [];
+  const timers: NodeJS.Timeout[] = [];
   const abort = new AbortController();
-  const consumers: Promise<void>[] = push
-    ? [dispatchLoop(client, tracker, Math.min(1000, options.batchSize), consumer)]
-    : agentIds.map((id) =>
-        pullAgent(
-          client,
-          id,
-          tracker,
-          { limit: options.pollLimit, waitMs: options.waitMs },
-          consumer,
-          abort.signal,
-        ),
-      );
+  let consumers: Promise<void>[] = [];
+  let stopSampler = async (): Promise<void> => {};
 
-  const deadline = setTimeout(() => tracker.finish(true), options.timeoutMs);
-  const progress = env.onProgress
-    ? setInterval(() => env.onProgress?.(tracker.acked, tracker.expected), 100)
-    : null;
+  // Idempotent, and run whatever happens (a server that dies mid-run): the agents' loops and
+  // every timer stop, so a failed run ends with an error instead of a process that never exits.
+  const stopAgents = async (): Promise<void> => {
+    tracker.finish(true);
+    for (const timer of timers) clearInterval(timer);
+    // Idle long polls are cut rather than waited out: nothing is left for them to take.
+    abort.abort();
+    await Promise.allSettled(consumers);
+    await stopSampler();
+  };
 
-  const target = { run: label, agentType, idPrefix: agentType };
-  const single = options.enqueue === 'single';
-  const stopCpuMeter = startCpuMeter(pid);
-  const enqueued: EnqueueStats =
-    options.rate !== null
-      ? await enqueueOpenLoop(
-          client,
-          target,
-          messages,
-          { single, batchSize: options.batchSize, rate: options.rate },
-          tracker,
-        )
-      : await enqueueClosedLoop(
-          client,
-          target,
-          messages,
-          { single, batchSize: options.batchSize, senders: options.concurrency },
-          tracker,
+  let result: RunResult;
+  let leftOver = 0;
+
+  try {
+    // Push agents need their endpoints listening before they register.
+    if (push) {
+      for (let i = 0; i < options.agents; i += 1) {
+        endpoints.push(await startPushEndpoint(tracker, consumer));
+      }
+    }
+
+    let heartbeatMs = HEARTBEAT_CAP_MS;
+    for (let i = 0; i < options.agents; i += 1) {
+      const id = `${agentType}-a${i + 1}`;
+      const registered = await client.registerAgent({
+        id,
+        type: agentType,
+        status: 'active',
+        capabilities: ['benchmark'],
+        metadata: { benchmark: true },
+        ...(push ? { endpoint: endpoints[i]?.url, maxInflight: options.pollLimit } : {}),
+      });
+      agentIds.push(id);
+      heartbeatMs = Math.min(heartbeatMs, registered.heartbeatIntervalMs);
+    }
+
+    // A long run (100,000 single enqueues, a push run) can outlast staleAfterMs; a stale agent
+    // gets no deliveries, so the agents heartbeat like any well-behaved agent.
+    timers.push(
+      setInterval(() => {
+        for (const id of agentIds) client.heartbeat(id, { status: 'active' }).catch(() => {});
+      }, heartbeatMs),
+    );
+
+    const [metricsBefore, queueBefore] = await Promise.all([client.metrics(), client.queue()]);
+
+    const peakReset = pid !== null && resetPeakRss(pid);
+    const metricsHist = new LatencyHistogram();
+    stopSampler = startMetricsSampler(client, options.metricsIntervalMs, metricsHist);
+
+    consumers = push
+      ? [dispatchLoop(client, tracker, Math.min(1000, options.batchSize), consumer)]
+      : agentIds.map((id) =>
+          pullAgent(
+            client,
+            id,
+            tracker,
+            { limit: options.pollLimit, waitMs: options.waitMs },
+            consumer,
+            abort.signal,
+          ),
         );
 
-  await tracker.done;
-  const finishedAt = nowMs();
-  const cpu = stopCpuMeter();
-  clearTimeout(deadline);
-  if (progress) clearInterval(progress);
-  env.onProgress?.(tracker.acked, tracker.expected);
+    timers.push(setTimeout(() => tracker.finish(true), options.timeoutMs));
+    if (env.onProgress) {
+      timers.push(setInterval(() => env.onProgress?.(tracker.acked, tracker.expected), 100));
+    }
 
-  // Idle long polls are cut rather than waited out: nothing is left for them to take.
-  abort.abort();
-  await Promise.allSettled(consumers);
-  await stopSampler();
+    const target = { run: label, agentType, idPrefix: agentType };
+    const single = options.enqueue === 'single';
+    const stopCpuMeter = startCpuMeter(pid);
+    const enqueued: EnqueueStats =
+      options.rate !== null
+        ? await enqueueOpenLoop(
+            client,
+            target,
+            messages,
+            { single, batchSize: options.batchSize, rate: options.rate },
+            tracker,
+          )
+        : await enqueueClosedLoop(
+            client,
+            target,
+            messages,
+            { single, batchSize: options.batchSize, senders: options.concurrency },
+            tracker,
+          );
 
-  const memory = pid !== null ? readMemory(pid) : null;
+    await tracker.done;
+    const finishedAt = nowMs();
+    const cpu = stopCpuMeter();
+    env.onProgress?.(tracker.acked, tracker.expected);
+    await stopAgents();
 
-  // A push ack is our 200, which the server commits a moment later; let the gauges catch up.
-  const queueAfter = await settledQueue(client, agentType);
-  const metricsAfter: SwarmMetrics = await client.metrics();
-  const gauges = topicGauges(queueAfter, agentType);
+    const memory = pid !== null ? readMemory(pid) : null;
 
-  for (const id of agentIds) await client.deregister(id).catch(() => {});
-  for (const endpoint of endpoints) await endpoint.close();
+    // A push ack is our 200, which the server commits a moment later; let the gauges catch up.
+    const queueAfter = await settledQueue(client, agentType);
+    const metricsAfter: SwarmMetrics = await client.metrics();
+    const gauges = topicGauges(queueAfter, agentType);
+    leftOver = gauges.queued + gauges.inflight + gauges.deadLettered;
 
-  if (!env.ownServer && gauges.queued + gauges.inflight + gauges.deadLettered > 0) {
-    await drainRole(client, agentType);
+    const wallMs = finishedAt - tracker.firstSendAt;
+    const enqueueMs = enqueued.finishedAt - enqueued.startedAt;
+    const deliveryMs = tracker.acked > 0 ? tracker.lastAckAt - tracker.firstSendAt : wallMs;
+    const deliveryPerSecond = deliveryMs > 0 ? (tracker.acked * 1000) / deliveryMs : 0;
+    const deliverySummary = consumer.requests.summary();
+    const ms = (us: number): number => us / 1000;
+
+    result = {
+      run: Number(label) || 0,
+      baselineQueued: queueBefore.queued,
+      enqueueMs,
+      dispatchMs: deliveryMs,
+      totalMs: nowMs() - runStarted,
+      throughputPerSecond: deliveryPerSecond,
+      delivered: tracker.acked,
+      failed: statsDelta(metricsBefore.stats, metricsAfter.stats).failed + enqueued.failed,
+      deadLettered: gauges.deadLettered,
+      queuedAfterDispatch: gauges.queued,
+      batchLatencyP50: ms(deliverySummary.p50),
+      batchLatencyP95: ms(deliverySummary.p95),
+      batchLatencyP99: ms(deliverySummary.p99),
+
+      label,
+      agentType,
+      messages,
+      startedAt: tracker.firstSendAt,
+      finishedAt,
+      enqueuePerSecond: enqueueMs > 0 ? (enqueued.sent * 1000) / enqueueMs : 0,
+      deliveryMs,
+      deliveryPerSecond,
+      inflightAfter: gauges.inflight,
+      timedOut: tracker.timedOut,
+      endToEndUs: tracker.endToEnd.summary(),
+      enqueueRequestUs: enqueued.requests.summary(),
+      deliveryRequestUs: deliverySummary,
+      deliveryRequest: push ? 'dispatch' : 'poll',
+      ackRequestUs: consumer.acks.summary(),
+      metricsRequestUs: metricsHist.summary(),
+      sendLagUs: options.rate !== null ? enqueued.sendLag.summary() : null,
+      offeredRate: options.rate,
+      meanDeliveriesPerBatch: consumer.batches > 0 ? consumer.deliveries / consumer.batches : 0,
+      emptyPolls: consumer.emptyPolls,
+      redelivered: tracker.redelivered,
+      ackRejected: tracker.ackRejected,
+      duplicates: enqueued.duplicates,
+      enqueueFailed: enqueued.failed,
+      enqueueRetries: enqueued.retries,
+      clientErrors: consumer.errors,
+      lastError: enqueued.lastError ?? consumer.lastError,
+      statsDelta: statsDelta(metricsBefore.stats, metricsAfter.stats),
+      serverPeakRssBytes: memory ? memory.peakRssBytes : null,
+      serverCpuPercent: cpu.server,
+      clientCpuPercent: cpu.client,
+      otherCpuPercent: cpu.other,
+      histograms: {
+        endToEnd: tracker.endToEnd,
+        enqueueRequests: enqueued.requests,
+        deliveryRequests: consumer.requests,
+        metricsRequests: metricsHist,
+      },
+      serverPeakRssScope: peakReset ? 'run' : 'process',
+    };
+  } finally {
+    await stopAgents();
+    for (const id of agentIds) await client.deregister(id).catch(() => {});
+    for (const endpoint of endpoints) await endpoint.close();
   }
 
-  const wallMs = finishedAt - tracker.firstSendAt;
-  const enqueueMs = enqueued.finishedAt - enqueued.startedAt;
-  const deliveryMs = tracker.acked > 0 ? tracker.lastAckAt - tracker.firstSendAt : wallMs;
-  const deliveryPerSecond = deliveryMs > 0 ? (tracker.acked * 1000) / deliveryMs : 0;
-  const deliverySummary = consumer.requests.summary();
-  const ms = (us: number): number => us / 1000;
+  // Deregistered agents released their leases, so a drain agent can take what is left.
+  if (!env.ownServer && leftOver > 0) await drainRole(client, agentType);
 
-  return {
-    run: Number(label) || 0,
-    baselineQueued: queueBefore.queued,
-    enqueueMs,
-    dispatchMs: deliveryMs,
-    totalMs: nowMs() - runStarted,
-    throughputPerSecond: deliveryPerSecond,
-    delivered: tracker.acked,
-    failed: statsDelta(metricsBefore.stats, metricsAfter.stats).failed + enqueued.failed,
-    deadLettered: gauges.deadLettered,
-    queuedAfterDispatch: gauges.queued,
-    batchLatencyP50: ms(deliverySummary.p50),
-    batchLatencyP95: ms(deliverySummary.p95),
-    batchLatencyP99: ms(deliverySummary.p99),
-
-    label,
-    agentType,
-    messages,
-    startedAt: tracker.firstSendAt,
-    finishedAt,
-    enqueuePerSecond: enqueueMs > 0 ? (enqueued.sent * 1000) / enqueueMs : 0,
-    deliveryMs,
-    deliveryPerSecond,
-    inflightAfter: gauges.inflight,
-    timedOut: tracker.timedOut,
-    endToEndUs: tracker.endToEnd.summary(),
-    enqueueRequestUs: enqueued.requests.summary(),
-    deliveryRequestUs: deliverySummary,
-    deliveryRequest: push ? 'dispatch' : 'poll',
-    ackRequestUs: consumer.acks.summary(),
-    metricsRequestUs: metricsHist.summary(),
-    sendLagUs: options.rate !== null ? enqueued.sendLag.summary() : null,
-    offeredRate: options.rate,
-    meanDeliveriesPerBatch: consumer.batches > 0 ? consumer.deliveries / consumer.batches : 0,
-    emptyPolls: consumer.emptyPolls,
-    redelivered: tracker.redelivered,
-    ackRejected: tracker.ackRejected,
-    duplicates: enqueued.duplicates,
-    enqueueFailed: enqueued.failed,
-    enqueueRetries: enqueued.retries,
-    clientErrors: consumer.errors,
-    lastError: enqueued.lastError ?? consumer.lastError,
-    statsDelta: statsDelta(metricsBefore.stats, metricsAfter.stats),
-    serverPeakRssBytes: memory ? memory.peakRssBytes : null,
-    serverCpuPercent: cpu.server,
-    clientCpuPercent: cpu.client,
-    otherCpuPercent: cpu.other,
-    histograms: {
-      endToEnd: tracker.endToEnd,
-      enqueueRequests: enqueued.requests,
-      deliveryRequests: consumer.requests,
-      metricsRequests: metricsHist,
-    },
-    serverPeakRssScope: peakReset ? 'run' : 'process',
-  };
+  return result;
 }
 
 /** The queue summary once this run's topic has nothing pending or in flight (or 2 s passed). */
@@ -354,9 +382,15 @@ export async function drainRole(
   let drained = 0;
 
   await client.registerAgent({ id: agentId, type: role, capabilities: ['benchmark'] });
+  let beatAt = nowMs();
 
   try {
     while (nowMs() < deadline) {
+      if (nowMs() - beatAt > HEARTBEAT_CAP_MS) {
+        await client.heartbeat(agentId, { status: 'active' });
+        beatAt = nowMs();
+      }
+
       const queue = await client.queue();
       const g = topicGauges(queue, role);
       if (g.queued + g.inflight + g.deadLettered === 0) return { drained, left: 0 };
