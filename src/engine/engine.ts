@@ -339,12 +339,20 @@ export class SwarmEngine implements SwarmApi {
         const ids = live.map((agent) => agent.id);
         planned.push({
           messageId: message.id,
-          entries: buildCopies(message, ids, input, defaults),
+          entries: buildCopies(message, ids, input, defaults, input.message.id !== undefined),
         });
       } else {
         planned.push({
           messageId: message.id,
-          entries: [buildEntry(message, target, input, defaults)],
+          entries: [
+            buildEntry(
+              message,
+              target,
+              input,
+              defaults,
+              input.message.id === undefined ? null : message.id,
+            ),
+          ],
         });
       }
     }
@@ -395,6 +403,7 @@ export class SwarmEngine implements SwarmApi {
         now,
         defaultMaxAttempts: this.config.defaultMaxAttempts,
       },
+      input.id !== undefined,
     ).map((entry, i) => ({
       ...entry,
       message: { ...entry.message, target: subscribers[i] as string },

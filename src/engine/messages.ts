@@ -39,13 +39,16 @@ export function normalizeMessage(input: MessageInput, now: number): Message {
   return message;
 }
 
-/** One entry for a direct or role target; `copiesTo` expands broadcast and publish. */
+/**
+ * One entry for a direct or role target. `dedupeKey` is the message id when the sender chose
+ * it, and null when the server generated it (a fresh UUID repeats nothing).
+ */
 export function buildEntry(
   message: Message,
   target: Exclude<ParsedTarget, { kind: 'broadcast' }>,
   input: Pick<EnqueueInput, 'delayMs' | 'maxAttempts'>,
   defaults: EntryDefaults,
-  dedupeKey = message.id,
+  dedupeKey: string | null,
 ): NewEntry {
   const sentAt = Date.parse(message.timestamp);
 
@@ -71,6 +74,7 @@ export function buildCopies(
   agentIds: string[],
   input: Pick<EnqueueInput, 'delayMs' | 'maxAttempts'>,
   defaults: EntryDefaults,
+  senderChoseId: boolean,
 ): NewEntry[] {
   return agentIds.map((agentId) =>
     buildEntry(
@@ -78,7 +82,7 @@ export function buildCopies(
       { kind: 'agent', key: agentId },
       input,
       defaults,
-      `${message.id}@${agentId}`,
+      senderChoseId ? `${message.id}@${agentId}` : null,
     ),
   );
 }

@@ -23,8 +23,11 @@ export interface NewEntry {
   message: Message;
   routeKind: TargetKind;
   routeKey: string;
-  /** Entries with the same key are not enqueued twice while pending or in flight. */
-  dedupeKey: string;
+  /**
+   * Entries with the same key are not enqueued twice while pending or in flight. Null when
+   * the server generated the message id: nothing can repeat it.
+   */
+  dedupeKey: string | null;
   priority: number;
   availableAt: number;
   expiresAt: number | null;

@@ -104,6 +104,9 @@ describe('pull delivery', () => {
     const [delivery] = await engine.poll('analyst-1', lease);
     const queueId = delivery?.queueId as string;
 
+    expect((await engine.getAgent('analyst-1')).inflight).toBe(1);
+    expect((await engine.listAgents({ limit: 10 })).items.map((a) => a.inflight)).toEqual([1, 0]);
+
     const wrong = await engine.ack([queueId, 'nope', '999999'], 'trader-1');
     expect(wrong.acked).toBe(0);
     expect(wrong.rejected.map((r) => r.why)).toEqual([
@@ -113,6 +116,7 @@ describe('pull delivery', () => {
     ]);
 
     expect((await engine.ack([queueId], 'analyst-1')).acked).toBe(1);
+    expect((await engine.getAgent('analyst-1')).inflight).toBe(0);
     expect((await engine.ack([queueId], 'analyst-1')).rejected[0]?.why).toBe('unknown_queue_id');
   });
 

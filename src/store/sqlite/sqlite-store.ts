@@ -54,7 +54,7 @@ type Statement = Database.Statement;
 /** Rate buckets of ten seconds: a five-minute window sums thirty rows. */
 export const RATE_BUCKET_MS = 10_000;
 
-const ENTRY_GAUGE_COLUMNS = 'queue_id, topic, route_kind, route_key, state';
+const ENTRY_GAUGE_COLUMNS = 'queue_id, topic, route_kind, route_key, state, assigned_to';
 
 interface GaugeRow {
   queue_id: number;
@@ -62,6 +62,7 @@ interface GaugeRow {
   route_kind: string;
   route_key: string;
   state: QueueEntry['state'];
+  assigned_to: string | null;
 }
 
 export class SqliteStore implements Store {
@@ -337,8 +338,11 @@ export class SqliteStore implements Store {
 
         // Leases held by the agent go back at once; those addressed to it alone have
         // nowhere to go and join its pending direct entries in the dead-letter queue.
+        // Walks the in-flight set (the lease index), not the queue: rare, and bounded by
+        // what is leased right now.
         const leased = this.sql(
-          `SELECT * FROM entries WHERE state = 'inflight' AND assigned_to = ?`,
+          `SELECT * FROM entries INDEXED BY entries_leases
+           WHERE state = 'inflight' AND lease_expires_at IS NOT NULL AND assigned_to = ?`,
         ).all(id) as EntryRow[];
         for (const row of leased) {
           if (row.route_kind === 'agent' && row.route_key === id) continue;
@@ -376,8 +380,7 @@ export class SqliteStore implements Store {
   async inflightByAgent(): Promise<Map<string, number>> {
     return this.read(() => {
       const rows = this.sql(
-        `SELECT assigned_to AS id, COUNT(*) AS n FROM entries
-         WHERE state = 'inflight' GROUP BY assigned_to`,
+        `SELECT key AS id, inflight AS n FROM gauge_counts WHERE dim = 'holder' AND inflight > 0`,
       ).all() as { id: string; n: number }[];
       return new Map(rows.map((row) => [row.id, row.n]));
     });
@@ -387,9 +390,9 @@ export class SqliteStore implements Store {
     return this.read(
       () =>
         (
-          this.sql(
-            `SELECT COUNT(*) AS n FROM entries WHERE state = 'inflight' AND assigned_to = ?`,
-          ).get(agentId) as { n: number }
+          (this.sql(`SELECT inflight AS n FROM gauge_counts WHERE dim = 'holder' AND key = ?`).get(
+            agentId,
+          ) as { n: number } | undefined) ?? { n: 0 }
         ).n,
     );
   }
@@ -455,7 +458,8 @@ export class SqliteStore implements Store {
   async enqueue(entries: NewEntry[], now: number): Promise<EnqueueOutcome[]> {
     return this.tx((tally) => {
       const findLive = this.sql(
-        `SELECT queue_id FROM entries WHERE dedupe_key = ? AND state <> 'dead' LIMIT 1`,
+        `SELECT queue_id FROM entries
+         WHERE dedupe_key = ? AND dedupe_key IS NOT NULL AND state <> 'dead' LIMIT 1`,
       );
       const insert = this.sql(
         `INSERT INTO entries (message_id, dedupe_key, target, route_kind, route_key, topic,
@@ -466,7 +470,10 @@ export class SqliteStore implements Store {
       );
 
       return entries.map((entry) => {
-        const existing = findLive.get(entry.dedupeKey) as { queue_id: number } | undefined;
+        const existing =
+          entry.dedupeKey === null
+            ? undefined
+            : (findLive.get(entry.dedupeKey) as { queue_id: number } | undefined);
         if (existing !== undefined) {
           tally.count('deduplicated');
           return { queueId: String(existing.queue_id), duplicate: true };
@@ -529,7 +536,7 @@ export class SqliteStore implements Store {
        WHERE queue_id IN (
          SELECT queue_id FROM (${union}) ORDER BY priority, available_at, queue_id LIMIT @limit)
        RETURNING queue_id, attempts, message, topic, route_kind, route_key, priority,
-         available_at`,
+         available_at, assigned_to`,
     );
   }
 
@@ -587,11 +594,11 @@ export class SqliteStore implements Store {
       const rejected: { queueId: string; why: string }[] = [];
       const remove = this.sql(
         `DELETE FROM entries WHERE queue_id = ? AND state = 'inflight'
-         RETURNING ${ENTRY_GAUGE_COLUMNS}, assigned_to`,
+         RETURNING ${ENTRY_GAUGE_COLUMNS}`,
       );
       const removeHeld = this.sql(
         `DELETE FROM entries WHERE queue_id = ? AND state = 'inflight' AND assigned_to = ?
-         RETURNING ${ENTRY_GAUGE_COLUMNS}, assigned_to`,
+         RETURNING ${ENTRY_GAUGE_COLUMNS}`,
       );
       let acked = 0;
 
@@ -1127,6 +1134,7 @@ interface ClaimedRow {
   route_key: string;
   priority: number;
   available_at: number;
+  assigned_to: string;
 }
 
 function toDelivery(row: ClaimedRow, leaseExpiresAt: number): Delivery {

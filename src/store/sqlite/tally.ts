@@ -18,6 +18,8 @@ export interface GaugeKey {
   topic: string | null;
   route_kind: string;
   route_key: string;
+  /** The lease holder on the in-flight side of a move, for per-agent in-flight counts. */
+  assigned_to?: string | null;
 }
 
 const GAUGE_OF: Record<EntryState, 0 | 1 | 2> = { pending: 0, inflight: 1, dead: 2 };
@@ -56,6 +58,16 @@ export class Tally {
 
     this.gauge('topic', entry.topic ?? NO_TOPIC, from, to);
     this.gauge('route', `${entry.route_kind}:${entry.route_key}`, from, to);
+
+    const holder = entry.assigned_to;
+    if (holder !== undefined && holder !== null && (from === 'inflight' || to === 'inflight')) {
+      this.gauge(
+        'holder',
+        holder,
+        from === 'inflight' ? 'inflight' : null,
+        to === 'inflight' ? 'inflight' : null,
+      );
+    }
   }
 
   private gauge(dim: string, key: string, from: EntryState | null, to: EntryState | null): void {
