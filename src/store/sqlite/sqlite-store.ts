@@ -461,12 +461,13 @@ export class SqliteStore implements Store {
         `SELECT queue_id FROM entries
          WHERE dedupe_key = ? AND dedupe_key IS NOT NULL AND state <> 'dead' LIMIT 1`,
       );
+      // Positional parameters: binding fifteen named ones cost ~8 µs a row in
+      // better-sqlite3 (measured on the 2-core machine), a third of the whole insert.
       const insert = this.sql(
         `INSERT INTO entries (message_id, dedupe_key, target, route_kind, route_key, topic,
            priority, state, enqueued_at, available_at, expires_at, attempts, max_attempts,
            reason, dead_lettered_at, message)
-         VALUES (@messageId, @dedupeKey, @target, @routeKind, @routeKey, @topic, @priority,
-           @state, @now, @availableAt, @expiresAt, 0, @maxAttempts, @reason, @deadAt, @message)`,
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`,
       );
 
       return entries.map((entry) => {
@@ -482,23 +483,23 @@ export class SqliteStore implements Store {
         const dead =
           entry.requireRegistered &&
           this.sql('SELECT 1 FROM agents WHERE id = ?').get(entry.routeKey) === undefined;
-        const result = insert.run({
-          messageId: entry.message.id,
-          dedupeKey: entry.dedupeKey,
-          target: entry.message.target,
-          routeKind: entry.routeKind,
-          routeKey: entry.routeKey,
-          topic: entry.message.topic,
-          priority: entry.priority,
-          state: dead ? 'dead' : 'pending',
+        const result = insert.run(
+          entry.message.id,
+          entry.dedupeKey,
+          entry.message.target,
+          entry.routeKind,
+          entry.routeKey,
+          entry.message.topic,
+          entry.priority,
+          dead ? 'dead' : 'pending',
           now,
-          availableAt: entry.availableAt,
-          expiresAt: entry.expiresAt,
-          maxAttempts: entry.maxAttempts,
-          reason: dead ? 'no_route' : null,
-          deadAt: dead ? now : null,
-          message: JSON.stringify(entry.message),
-        });
+          entry.availableAt,
+          entry.expiresAt,
+          entry.maxAttempts,
+          dead ? 'no_route' : null,
+          dead ? now : null,
+          JSON.stringify(entry.message),
+        );
 
         const key = {
           topic: entry.message.topic,
@@ -524,10 +525,23 @@ export class SqliteStore implements Store {
    * depth of the queue. Statements are cached per number of routes.
    */
   private claimStatement(routeCount: number): Statement {
+    const filter = `state = 'pending' AND route_kind = ? AND route_key = ? AND available_at <= @now
+          AND (expires_at IS NULL OR expires_at > @now)`;
+
+    // One route reads the claim index in order and needs no merge.
+    if (routeCount === 1) {
+      return this.sql(
+        `UPDATE entries SET state = 'inflight', attempts = attempts + 1, assigned_to = @agentId,
+           lease_expires_at = @leaseUntil
+         WHERE queue_id IN (SELECT queue_id FROM entries WHERE ${filter}
+           ORDER BY priority, available_at, queue_id LIMIT @limit)
+         RETURNING queue_id, attempts, message, topic, route_kind, route_key, priority,
+           available_at, assigned_to`,
+      );
+    }
+
     const branch = `SELECT * FROM (SELECT queue_id, priority, available_at FROM entries
-        WHERE state = 'pending' AND route_kind = ? AND route_key = ? AND available_at <= @now
-          AND (expires_at IS NULL OR expires_at > @now)
-        ORDER BY priority, available_at, queue_id LIMIT @limit)`;
+        WHERE ${filter} ORDER BY priority, available_at, queue_id LIMIT @limit)`;
     const union = Array.from({ length: routeCount }, () => branch).join(' UNION ALL ');
 
     return this.sql(
@@ -540,9 +554,33 @@ export class SqliteStore implements Store {
     );
   }
 
+  /**
+   * The agent's routes that hold pending entries, from the maintained route gauges: most
+   * agents have no direct messages, and a claim that skips their empty routes is a plain
+   * index range read instead of a merge of several.
+   */
+  private routesWithWork(routes: AgentRoutes): string[] {
+    const keys = [`agent:${routes.agentId}`, `type:${routes.type}`];
+    for (const capability of routes.capabilities) keys.push(`capability:${capability}`);
+
+    const present = this.sql(
+      `SELECT key FROM gauge_counts WHERE dim = 'route' AND queued > 0
+         AND key IN (SELECT value FROM json_each(?))`,
+    ).all(JSON.stringify(keys)) as { key: string }[];
+    const withWork = new Set(present.map((row) => row.key));
+
+    const params: string[] = [];
+    for (const key of keys) {
+      if (!withWork.has(key)) continue;
+      const split = key.indexOf(':');
+      params.push(key.slice(0, split), key.slice(split + 1));
+    }
+    return params;
+  }
+
   private claimRows(routes: AgentRoutes, options: ClaimOptions, tally: Tally): ClaimedRow[] {
-    const routeParams: string[] = ['agent', routes.agentId, 'type', routes.type];
-    for (const capability of routes.capabilities) routeParams.push('capability', capability);
+    const routeParams = this.routesWithWork(routes);
+    if (routeParams.length === 0) return [];
 
     const leaseUntil = options.now + options.leaseMs;
     const rows = this.claimStatement(routeParams.length / 2).all(...routeParams, {
@@ -591,38 +629,40 @@ export class SqliteStore implements Store {
   ): Promise<{ acked: number; rejected: { queueId: string; why: string }[] }> {
     void now;
     return this.tx((tally) => {
+      const ids = queueIds.map(parseQueueId);
+
+      // One set-based DELETE for the whole batch: a statement per id cost about twice as
+      // much per acknowledged message (measured with a 250-id batch).
+      const rows = this.sql(
+        `DELETE FROM entries
+         WHERE queue_id IN (SELECT value FROM json_each(?)) AND state = 'inflight'
+           AND (? IS NULL OR assigned_to = ?)
+         RETURNING ${ENTRY_GAUGE_COLUMNS}`,
+      ).all(
+        JSON.stringify(ids.filter((id) => id !== null)),
+        agentId ?? null,
+        agentId ?? null,
+      ) as GaugeRow[];
+
+      for (const row of rows) tally.move(row, 'inflight', null);
+      tally.count('delivered', rows.length);
+      tally.rate.delivered += rows.length;
+
       const rejected: { queueId: string; why: string }[] = [];
-      const remove = this.sql(
-        `DELETE FROM entries WHERE queue_id = ? AND state = 'inflight'
-         RETURNING ${ENTRY_GAUGE_COLUMNS}`,
-      );
-      const removeHeld = this.sql(
-        `DELETE FROM entries WHERE queue_id = ? AND state = 'inflight' AND assigned_to = ?
-         RETURNING ${ENTRY_GAUGE_COLUMNS}`,
-      );
-      let acked = 0;
-
-      for (const queueId of queueIds) {
-        const id = parseQueueId(queueId);
-        const row =
-          id === null
-            ? undefined
-            : ((agentId === undefined ? remove.get(id) : removeHeld.get(id, agentId)) as
-                | GaugeRow
-                | undefined);
-
-        if (row === undefined) {
+      if (rows.length < queueIds.length) {
+        const removed = new Set(rows.map((row) => row.queue_id));
+        for (const [i, queueId] of queueIds.entries()) {
+          const id = ids[i] ?? null;
+          if (id !== null && removed.has(id)) {
+            // The same id twice in one request: the first acknowledged it.
+            removed.delete(id);
+            continue;
+          }
           rejected.push({ queueId, why: this.whyNotLeased(id, agentId) });
-          continue;
         }
-
-        tally.move(row, 'inflight', null);
-        acked += 1;
       }
 
-      tally.count('delivered', acked);
-      tally.rate.delivered += acked;
-      return { acked, rejected };
+      return { acked: rows.length, rejected };
     }, now);
   }
 
