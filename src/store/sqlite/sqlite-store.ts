@@ -125,7 +125,7 @@ export class SqliteStore implements Store {
       }
     }
 
-    for (const [dim, key, [queued, inflight, dead]] of tally.gauges.values()) {
+    for (const [dim, key, [queued, inflight, dead]] of tally.gauges()) {
       if (queued === 0 && inflight === 0 && dead === 0) continue;
       this.sql(
         `INSERT INTO gauge_counts (dim, key, queued, inflight, dead) VALUES (?, ?, ?, ?, ?)

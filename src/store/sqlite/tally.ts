@@ -33,7 +33,8 @@ export const NO_TOPIC = '(none)';
 
 export class Tally {
   readonly counters = new Map<CounterName, number>();
-  readonly gauges = new Map<string, [string, string, number[]]>();
+  /** dim → key → [queued, inflight, dead] deltas; nested so no key string is built per row. */
+  private readonly dims = new Map<string, Map<string, number[]>>();
   readonly rate: RateDelta = {
     attempts: 0,
     failures: 0,
@@ -70,15 +71,25 @@ export class Tally {
     }
   }
 
+  /** Every gauge row a transaction touched, with its deltas. */
+  *gauges(): Generator<[string, string, number[]]> {
+    for (const [dim, keys] of this.dims) {
+      for (const [key, values] of keys) yield [dim, key, values];
+    }
+  }
+
   private gauge(dim: string, key: string, from: EntryState | null, to: EntryState | null): void {
-    const id = `${dim}\u0000${key}`;
-    let row = this.gauges.get(id);
-    if (row === undefined) {
-      row = [dim, key, [0, 0, 0]];
-      this.gauges.set(id, row);
+    let keys = this.dims.get(dim);
+    if (keys === undefined) {
+      keys = new Map();
+      this.dims.set(dim, keys);
+    }
+    let values = keys.get(key);
+    if (values === undefined) {
+      values = [0, 0, 0];
+      keys.set(key, values);
     }
 
-    const values = row[2];
     if (from !== null) values[GAUGE_OF[from]] = (values[GAUGE_OF[from]] ?? 0) - 1;
     if (to !== null) values[GAUGE_OF[to]] = (values[GAUGE_OF[to]] ?? 0) + 1;
   }
