@@ -161,6 +161,7 @@ function workload(options: Readonly<BenchOptions>): WorkloadConfig {
     backlog: options.backlog,
     pollLimit: options.pollLimit,
     ownServer: options.baseUrl === null,
+    dispatchLoop: options.dispatchLoop,
   };
 }
 

@@ -24,6 +24,8 @@ export interface BenchOptions {
   backlog: number;
   /** `limit` of each poll; also each push agent's maxInflight. */
   pollLimit: number;
+  /** Push: also call POST /swarm/dispatch in a loop (the original benchmark's way). */
+  dispatchLoop: boolean;
   /** Long-poll wait of each poll. */
   waitMs: number;
   /** Unmeasured messages sent once before run 1, so the server's JIT is warm. */
@@ -118,6 +120,10 @@ function buildCommand(): Command {
       0,
     )
     .option('--poll-limit <n>', 'limit per poll; push maxInflight', intIn('--poll-limit', 1, 1000))
+    .option(
+      '--no-dispatch-loop',
+      "push: rely on the server's own dispatcher only, without calling POST /swarm/dispatch",
+    )
     .option('--wait-ms <n>', 'long-poll wait per poll', intIn('--wait-ms', 0, 30_000), 1000)
     .option(
       '--warmup <n>',
@@ -155,6 +161,7 @@ interface RawFlags {
   rate?: number;
   backlog: number;
   pollLimit?: number;
+  dispatchLoop: boolean;
   waitMs: number;
   warmup?: number;
   baseUrl?: string;
@@ -253,6 +260,7 @@ export function parseOptions(argv: string[], ctx: ParseContext): ParseOutcome {
     rate: flags.rate ?? null,
     backlog: flags.backlog,
     pollLimit: flags.pollLimit ?? 250,
+    dispatchLoop: flags.dispatchLoop,
     waitMs: flags.waitMs,
     // A freshly started server runs its first thousand messages through cold JIT code and
     // empty caches; a production server is warm. A measured server is assumed warm already.

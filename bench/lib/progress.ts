@@ -2,6 +2,7 @@
 // call is a no-op, so pipes and CI logs get no control characters. Updates come from a 100 ms
 // timer in the run, never from the per-message path.
 
+import { performance } from 'node:perf_hooks';
 import cliProgress from 'cli-progress';
 
 export interface Progress {
@@ -17,7 +18,8 @@ export function createProgress(enabled: boolean): Progress {
 
   const bar = new cliProgress.SingleBar(
     {
-      format: '{label} [{bar}] {value}/{total} messages, {eta_formatted} left',
+      // Our own rate, not cli-progress's ETA, which reads "NF" until the first ack arrives.
+      format: '{label} [{bar}] {value}/{total} messages, {rate} msg/s',
       stream: process.stderr,
       hideCursor: true,
       clearOnComplete: true,
@@ -26,17 +28,21 @@ export function createProgress(enabled: boolean): Progress {
     cliProgress.Presets.shades_classic,
   );
   let running = false;
+  let startedAt = 0;
 
   return {
     start(label, total) {
       if (running) bar.stop();
-      bar.start(total, 0, { label });
+      bar.start(total, 0, { label, rate: 0 });
+      startedAt = performance.now();
       running = true;
     },
     update(value, total) {
       if (!running) return;
       if (total !== undefined) bar.setTotal(total);
-      bar.update(value);
+      const seconds = (performance.now() - startedAt) / 1000;
+      const rate = seconds > 0 ? Math.round(value / seconds).toLocaleString('en-US') : '0';
+      bar.update(value, { rate });
     },
     stop() {
       if (running) bar.stop();

@@ -27,6 +27,8 @@ export interface WorkloadConfig {
   backlog: number;
   pollLimit: number;
   ownServer: boolean;
+  /** Push only; absent in older records, where it was always on. */
+  dispatchLoop?: boolean;
 }
 
 export interface RecordedReport {
@@ -91,6 +93,7 @@ export function workloadSlug(c: WorkloadConfig): string {
   if (c.rate !== null) parts.push(`rate${c.rate}`);
   if (c.backlog > 0) parts.push(`backlog${c.backlog}`);
   if (c.pollLimit !== 250) parts.push(`l${c.pollLimit}`);
+  if (c.delivery === 'push' && c.dispatchLoop === false) parts.push('nodispatch');
   if (!c.ownServer) parts.push('remote');
   return parts.join('-');
 }

@@ -227,7 +227,9 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
     stopSampler = startMetricsSampler(client, options.metricsIntervalMs, metricsHist);
 
     consumers = push
-      ? [dispatchLoop(client, tracker, Math.min(1000, options.batchSize), consumer)]
+      ? options.dispatchLoop
+        ? [dispatchLoop(client, tracker, Math.min(1000, options.batchSize), consumer)]
+        : []
       : agentIds.map((id) =>
           pullAgent(
             client,
