@@ -90,6 +90,7 @@ export class SwarmEngine implements SwarmApi {
   private readonly loops: boolean;
   private stopped = false;
   private sweeping = false;
+  private lastSweepAt: number;
   /** Routes with a live push agent: an enqueue to one of them starts a dispatch pass at once. */
   private pushRoutes = new Set<RouteKey>();
   private readonly enqueueRate = new RateMeter();
@@ -102,6 +103,7 @@ export class SwarmEngine implements SwarmApi {
     this.transport = options.transport ?? createHttpTransport();
     this.loops = options.loops ?? true;
     this.startedAt = this.clock.now();
+    this.lastSweepAt = this.startedAt;
 
     this.backoff = (attempt) =>
       backoffDelay(attempt, this.config.backoffBaseMs, this.config.backoffCapMs);
@@ -451,7 +453,12 @@ export class SwarmEngine implements SwarmApi {
 
   async poll(agentId: string, input: PollInput, signal?: AbortSignal): Promise<Delivery[]> {
     const agent = await this.requireAgent(agentId);
-    if (agent.status === 'offline') return [];
+    if (agent.status === 'offline') {
+      // Nothing is delivered to an offline agent; make its long poll wait like an empty one
+      // rather than answer at once and invite a tight loop.
+      if (input.waitMs > 0) await this.waiters.wait([], Math.min(input.waitMs, 5_000), signal);
+      return [];
+    }
 
     // Polling is proof of life: a stale agent that polls is live again, since stale agents
     // never receive deliveries. Fresh agents pay no write for it.
@@ -755,9 +762,18 @@ export class SwarmEngine implements SwarmApi {
         this.log.debug({ expired, released }, 'sweep');
         this.pokeDispatcher();
       }
-      // Delayed entries and retries become ready with time, not with an event: let parked
-      // polls look again.
-      this.waiters.notifyAll();
+
+      // Delayed entries and retries become ready with time, not with an event: wake the
+      // polls parked on exactly the routes that ripened since the last sweep, not every
+      // idle agent of the swarm.
+      const now = this.clock.now();
+      const ripened = await this.store.becameReady(this.lastSweepAt, now);
+      this.lastSweepAt = now;
+      if (ripened.length > 0) {
+        this.waiters.notifyCounted(new Map(ripened.map((r) => [routeKey(r.kind, r.key), r.count])));
+        if (ripened.some((r) => this.pushRoutes.has(routeKey(r.kind, r.key))))
+          this.pokeDispatcher();
+      }
       return { expired, released };
     } finally {
       this.sweeping = false;

@@ -219,6 +219,11 @@ export interface Store {
     remaining: number;
   }>;
 
+  /** Routes of pending entries that became ready in (after, upTo]: delays and backoffs ending. */
+  becameReady(
+    after: number,
+    upTo: number,
+  ): Promise<{ kind: TargetKind; key: string; count: number }[]>;
   gauges(now: number): Promise<Gauges>;
   byTopic(): Promise<Record<string, TopicGauges>>;
   routeCounts(): Promise<RouteCount[]>;

@@ -974,6 +974,21 @@ export class SqliteStore implements Store {
     }, now);
   }
 
+  async becameReady(
+    after: number,
+    upTo: number,
+  ): Promise<{ kind: RouteCount['kind']; key: string; count: number }[]> {
+    // A range of entries_ready no wider than one sweep interval: only what just ripened.
+    return this.read(
+      () =>
+        this.sql(
+          `SELECT route_kind AS kind, route_key AS key, COUNT(*) AS count FROM entries
+           WHERE state = 'pending' AND available_at > ? AND available_at <= ?
+           GROUP BY route_kind, route_key`,
+        ).all(after, upTo) as { kind: RouteCount['kind']; key: string; count: number }[],
+    );
+  }
+
   async gauges(now: number): Promise<Gauges> {
     return this.read(() => {
       const counters = this.counterValues();
