@@ -3,7 +3,7 @@
 // goes stale), prints a status line every few seconds from /swarm/health and /swarm/metrics,
 // and the exact curl commands for the operator guide's drills 1 and 2. Ctrl-C stops it all.
 
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import pc from 'picocolors';
@@ -120,6 +120,12 @@ function banner(url: string, tokens: Tokens, options: DemoOptions): string {
     h(`owokx-swarm demo at ${url}`),
     `  data dir ${options.dataDir} (server and agent logs in logs/)`,
     '',
+    h("swarmctl (finds this run's tokens in the data dir)"),
+    `  npx swarmctl --url ${url} --data-dir ${options.dataDir} health`,
+    `  npx swarmctl --url ${url} --data-dir ${options.dataDir} watch`,
+    `  npx swarmctl --url ${url} --data-dir ${options.dataDir} drill dlq`,
+    `  npx swarmctl --url ${url} --data-dir ${options.dataDir} drill stale --stale-ms ${DEMO_PRUNE_STALE_MS}`,
+    '',
     h('tokens (for this run only)'),
     `  export OWOKX_API_TOKEN_READONLY=${tokens.readonly}`,
     `  export OWOKX_API_TOKEN_AGENT=${tokens.agent}`,
@@ -216,6 +222,14 @@ async function main(): Promise<void> {
   }
 
   const tokens = demoTokens();
+
+  // Where swarmctl looks for a loopback server's tokens (--data-dir), so the operator's
+  // tool works against the demo without exporting anything.
+  mkdirSync(options.dataDir, { recursive: true });
+  writeFileSync(path.join(options.dataDir, 'tokens.json'), `${JSON.stringify(tokens, null, 2)}\n`, {
+    mode: 0o600,
+  });
+
   const server: ServerProcess = spawnServer({
     port: options.port,
     dataDir: options.dataDir,

@@ -156,6 +156,18 @@ export async function runDrill(
     return finish('nothing_to_recover', 'nothing to recover: no stale agents');
   }
 
+  // Stale agents that have not been silent for --stale-ms are kept by every prune: cycles
+  // would change nothing, yet each would count as a recovery cycle on the server.
+  if (kind === 'stale') {
+    const preview = await client.pruneStale({ staleMs: options.staleMs, dryRun: true });
+    if (preview.removed === 0) {
+      return finish(
+        'nothing_to_recover',
+        `nothing to prune yet: ${before.staleAgents} stale agent(s), none without a heartbeat for --stale-ms ${options.staleMs}; wait, or pass a smaller --stale-ms`,
+      );
+    }
+  }
+
   for (let cycle = 1; cycle <= options.cycles; cycle++) {
     const cycleBefore = cycles.at(-1)?.after ?? before;
     const done =
@@ -187,8 +199,17 @@ async function dlqCycle(
   const requeue = await client.requeueDlq({ limit: options.limit });
   log({ kind: 'action', cycle, what: `requeue-dlq {"limit":${options.limit}}`, result: requeue });
 
-  for (const s of requeue.skipped) {
-    notes.push(`cycle ${cycle}: ${s.queueId} stayed dead-lettered: ${s.why}`);
+  // One note per reason, not per entry: a pruned agent can leave hundreds behind.
+  const byWhy = new Map<string, string[]>();
+  for (const s of requeue.skipped) byWhy.set(s.why, [...(byWhy.get(s.why) ?? []), s.queueId]);
+  for (const [why, ids] of byWhy) {
+    const shown = ids.slice(0, 5).join(', ') + (ids.length > 5 ? `, … ${ids.length - 5} more` : '');
+    const hint = why.includes('not registered')
+      ? '; they cannot go back until that agent registers again, or purge them (swarmctl dlq purge --reason …)'
+      : '';
+    notes.push(
+      `cycle ${cycle}: ${ids.length} dead letter(s) stayed: ${why} (queue ids ${shown})${hint}`,
+    );
   }
 
   const dispatch = await client.dispatch({ limit: options.dispatchLimit });
