@@ -83,9 +83,10 @@ export function describeError(err: unknown, ctx: CallContext): CliError {
     );
   }
 
+  // A detail that only repeats the message adds nothing.
   const detail = err.details
-    .map((d) => (d.field ? `${d.field}: ${d.message}` : d.message))
-    .filter((d) => d !== err.message);
+    .filter((d) => d.message !== err.message && !err.message.includes(d.message))
+    .map((d) => (d.field ? `${d.field}: ${d.message}` : d.message));
   const suffix = detail.length > 0 ? ` (${detail.join('; ')})` : '';
   const message = `${err.status} ${err.code}: ${err.message}${suffix}`;
 

@@ -36,6 +36,8 @@ export interface HealthVerdict {
   failuresElevated: boolean;
 }
 
+const plural = (n: number, noun: string): string => `${n} ${noun}${n === 1 ? '' : 's'}`;
+
 export const failureRate = (attempts: number, failures: number): number =>
   attempts === 0 ? 0 : failures / attempts;
 
@@ -56,7 +58,7 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): HealthVe
   if (s.deadLettered > 0) {
     reasons.push({
       code: 'dead_letters_present',
-      message: `${s.deadLettered} dead letters wait for requeue or purge`,
+      message: `${plural(s.deadLettered, 'dead letter')} wait for requeue or purge`,
       value: s.deadLettered,
       threshold: 0,
     });
@@ -65,7 +67,7 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): HealthVe
   if (s.deadLetteredInWindow > 0) {
     reasons.push({
       code: 'dead_letters_growing',
-      message: `${s.deadLetteredInWindow} messages were dead-lettered in the rate window`,
+      message: `${plural(s.deadLetteredInWindow, 'message')} dead-lettered in the rate window`,
       value: s.deadLetteredInWindow,
       threshold: 0,
     });
@@ -74,7 +76,7 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): HealthVe
   if (s.staleAgents > 0) {
     reasons.push({
       code: 'stale_agents',
-      message: `${s.staleAgents} agents stopped heartbeating`,
+      message: `${plural(s.staleAgents, 'agent')} stopped heartbeating`,
       value: s.staleAgents,
       threshold: 0,
     });
@@ -104,7 +106,7 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): HealthVe
   if (stranded > 0) {
     reasons.push({
       code: 'no_live_agents',
-      message: `${stranded} pending messages have no live agent to take them`,
+      message: `${plural(stranded, 'pending message')} with no live agent to take them`,
       value: stranded,
       threshold: 0,
     });
