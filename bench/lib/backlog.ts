@@ -2,8 +2,7 @@
 // measured runs go on beside them. That is the depth the hot path must not feel: claims and
 // gauges that scan instead of seek slow down in proportion to it.
 
-import type { SwarmClient } from '../../src/client/index.ts';
-import { enqueueClosedLoop } from './enqueue.ts';
+import { type Enqueuer, enqueueClosedLoop } from './enqueue.ts';
 
 // The contract's largest batch, with two requests in flight: the server always has the next
 // one ready while it commits the current one.
@@ -17,7 +16,7 @@ export interface PreloadResult {
 }
 
 export async function preloadBacklog(
-  client: SwarmClient,
+  client: Enqueuer,
   benchId: string,
   count: number,
   onSent: (sent: number) => void,

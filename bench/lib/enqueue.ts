@@ -3,11 +3,16 @@
 // answers, each stamped with its scheduled time, so a slow answer shows up as latency of every
 // message behind it instead of quietly lowering the offered load (coordinated omission).
 
-import type { SwarmClient } from '../../src/client/index.ts';
-import type { EnqueueInput } from '../../src/engine/contract.ts';
+import type { EnqueueInput, EnqueueResult } from '../../src/engine/contract.ts';
 import { nowMs, sleep } from './clock.ts';
 import { LatencyHistogram } from './histogram.ts';
 import type { BenchPayload, DeliveryTracker } from './tracker.ts';
+
+/** What sends enqueues: SwarmClient, or the benchmark's cheaper FastEnqueue. */
+export interface Enqueuer {
+  enqueue(input: EnqueueInput): Promise<EnqueueResult>;
+  enqueueBatch(inputs: EnqueueInput[]): Promise<EnqueueResult[]>;
+}
 
 export interface EnqueueTarget {
   /** Run label carried in every payload. */
@@ -71,7 +76,7 @@ function newStats(): EnqueueStats {
 
 /** Sends one request of 1..1000 messages; counts duplicates; retries a failure twice. */
 async function sendOnce(
-  client: SwarmClient,
+  client: Enqueuer,
   inputs: EnqueueInput[],
   single: boolean,
   stats: EnqueueStats,
@@ -107,7 +112,7 @@ async function sendOnce(
 
 /** Closed loop: `senders` workers share one sequence; each sends the next message or batch. */
 export async function enqueueClosedLoop(
-  client: SwarmClient,
+  client: Enqueuer,
   target: EnqueueTarget,
   count: number,
   options: {
@@ -160,7 +165,7 @@ export async function enqueueClosedLoop(
  * send, so the offered load holds even when the server slows down.
  */
 export async function enqueueOpenLoop(
-  client: SwarmClient,
+  client: Enqueuer,
   target: EnqueueTarget,
   count: number,
   options: { single: boolean; batchSize: number; rate: number },

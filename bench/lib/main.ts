@@ -10,6 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isSwarmClientError, SwarmClient } from '../../src/client/index.ts';
 import { preloadBacklog } from './backlog.ts';
+import type { Enqueuer } from './enqueue.ts';
+import { FastEnqueue } from './fast-enqueue.ts';
 import { type BenchOptions, parseOptions } from './options.ts';
 import { readMemory } from './proc.ts';
 import { mainThreadProfile, summarizeProfile } from './profile.ts';
@@ -65,6 +67,7 @@ export async function runBenchmark(argv: string[], io: BenchIo): Promise<number>
 
   let server: OwnServer | null = null;
   let client: SwarmClient | null = null;
+  let fast: FastEnqueue | null = null;
   let report: BenchReport;
 
   try {
@@ -79,22 +82,22 @@ export async function runBenchmark(argv: string[], io: BenchIo): Promise<number>
 
     const baseUrl = server?.baseUrl ?? (options.baseUrl as string);
     const token = server?.tokens.trade ?? (options.token as string);
-    client = new SwarmClient({
-      baseUrl,
-      token,
-      timeoutMs: 30_000,
-      // Every pull agent holds one socket in its long poll; senders and the sampler need theirs.
-      // Open loop never waits for answers, so a stall must not queue requests in our pool.
-      connections: Math.max(
-        32,
-        options.agents + options.concurrency + 8,
-        options.rate !== null ? 256 : 0,
-      ),
-    });
+    // Every pull agent holds one socket in its long poll; senders and the sampler need theirs.
+    // Open loop never waits for answers, so a stall must not queue requests in our pool.
+    const connections = Math.max(
+      32,
+      options.agents + options.concurrency + 8,
+      options.rate !== null ? 256 : 0,
+    );
+    client = new SwarmClient({ baseUrl, token, timeoutMs: 30_000, connections });
+    fast = options.plainClient
+      ? null
+      : new FastEnqueue({ baseUrl, token, timeoutMs: 30_000, connections });
 
     await checkAccess(client, baseUrl);
     report = await measure(
       client,
+      fast ?? client,
       options,
       server,
       baseUrl,
@@ -113,6 +116,7 @@ export async function runBenchmark(argv: string[], io: BenchIo): Promise<number>
     return unreachable ? EXIT_UNREACHABLE : EXIT_FAILED;
   } finally {
     await client?.close();
+    await fast?.close();
     await server?.stop();
     if (server && options.keep) note(`Kept the server's store in ${server.dataDir}`);
   }
@@ -188,6 +192,7 @@ async function measureRuns(
 
 async function measure(
   client: SwarmClient,
+  enqueuer: Enqueuer,
   options: Readonly<BenchOptions>,
   server: OwnServer | null,
   baseUrl: string,
@@ -203,6 +208,7 @@ async function measure(
 
   const env: RunEnv = {
     client,
+    enqueuer,
     options,
     benchId,
     serverPid: pid,
@@ -228,7 +234,7 @@ async function measure(
 
     note(`Preloading ${options.backlog.toLocaleString('en-US')} messages for another role...`);
     progress.start('backlog', options.backlog);
-    const pre = await preloadBacklog(client, benchId, options.backlog, (sent) =>
+    const pre = await preloadBacklog(enqueuer, benchId, options.backlog, (sent) =>
       progress.update(sent),
     );
     progress.stop();

@@ -26,6 +26,8 @@ export interface BenchOptions {
   pollLimit: number;
   /** Push: also call POST /swarm/dispatch in a loop (the original benchmark's way). */
   dispatchLoop: boolean;
+  /** Send enqueues through SwarmClient too, instead of FastEnqueue (to compare the two). */
+  plainClient: boolean;
   /** Long-poll wait of each poll. */
   waitMs: number;
   /** Unmeasured messages sent once before run 1, so the server's JIT is warm. */
@@ -124,6 +126,11 @@ function buildCommand(): Command {
       '--no-dispatch-loop',
       "push: rely on the server's own dispatcher only, without calling POST /swarm/dispatch",
     )
+    .option(
+      '--plain-client',
+      'send enqueues through SwarmClient instead of undici dispatch (about 50 µs more per request)',
+      false,
+    )
     .option('--wait-ms <n>', 'long-poll wait per poll', intIn('--wait-ms', 0, 30_000), 1000)
     .option(
       '--warmup <n>',
@@ -162,6 +169,7 @@ interface RawFlags {
   backlog: number;
   pollLimit?: number;
   dispatchLoop: boolean;
+  plainClient: boolean;
   waitMs: number;
   warmup?: number;
   baseUrl?: string;
@@ -261,6 +269,7 @@ export function parseOptions(argv: string[], ctx: ParseContext): ParseOutcome {
     backlog: flags.backlog,
     pollLimit: flags.pollLimit ?? 250,
     dispatchLoop: flags.dispatchLoop,
+    plainClient: flags.plainClient,
     waitMs: flags.waitMs,
     // A freshly started server runs its first thousand messages through cold JIT code and
     // empty caches; a production server is warm. A measured server is assumed warm already.

@@ -14,7 +14,7 @@ import {
   pullAgent,
   startPushEndpoint,
 } from './consumers.ts';
-import { type EnqueueStats, enqueueClosedLoop, enqueueOpenLoop } from './enqueue.ts';
+import { type Enqueuer, type EnqueueStats, enqueueClosedLoop, enqueueOpenLoop } from './enqueue.ts';
 import { LatencyHistogram, type LatencySummary } from './histogram.ts';
 import type { BenchOptions } from './options.ts';
 import { readMemory, resetPeakRss, startCpuMeter } from './proc.ts';
@@ -22,6 +22,8 @@ import { DeliveryTracker } from './tracker.ts';
 
 export interface RunEnv {
   client: SwarmClient;
+  /** Sends the enqueues: the hottest call, on a cheaper transport (see fast-enqueue.ts). */
+  enqueuer: Enqueuer;
   options: Readonly<BenchOptions>;
   /** Random per benchmark invocation: agent types are `bench_<benchId>_<label>`. */
   benchId: string;
@@ -252,14 +254,14 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
     const enqueued: EnqueueStats =
       options.rate !== null
         ? await enqueueOpenLoop(
-            client,
+            env.enqueuer,
             target,
             messages,
             { single, batchSize: options.batchSize, rate: options.rate },
             tracker,
           )
         : await enqueueClosedLoop(
-            client,
+            env.enqueuer,
             target,
             messages,
             { single, batchSize: options.batchSize, senders: options.concurrency },
