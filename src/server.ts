@@ -59,9 +59,17 @@ export async function startServer(
   const close = () => {
     closing ??= (async () => {
       log.info('shutting down: no new requests; finishing in-flight ones');
-      // Parked long-polls answer first, so the server is not held open by idle agents.
+      // Parked long-polls answer first, so the server is not held open by idle agents. A
+      // keep-alive connection that was busy when closing began becomes idle only after its
+      // answer is written, and Node closes idle connections once, at the start: sweep them
+      // until the server is closed, or one agent holds shutdown for the keep-alive timeout.
       const stopping = engine.stop();
-      await app.close();
+      const sweeper = setInterval(() => app.server.closeIdleConnections(), 100);
+      try {
+        await app.close();
+      } finally {
+        clearInterval(sweeper);
+      }
       await stopping;
       await store.close();
       log.info('shut down cleanly');

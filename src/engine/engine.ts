@@ -10,7 +10,7 @@ import type { Config } from '../config.ts';
 import { backoffDelay } from '../core/backoff.ts';
 import { invalidRequest, notFound, SwarmError } from '../core/errors.ts';
 import { parseTarget } from '../core/targets.ts';
-import type { Agent, AgentView, Delivery, QueueEntry } from '../core/types.ts';
+import type { Agent, AgentView, DeadLetterReason, Delivery, QueueEntry } from '../core/types.ts';
 import type { AgentRoutes, BackoffFn, NewEntry, Store } from '../store/store.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type {
@@ -290,6 +290,7 @@ export class SwarmEngine implements SwarmApi {
   async deregisterAgent(id: string): Promise<{ released: number; deadLettered: number }> {
     const outcome = await this.store.removeAgents([id], 'no_route', this.clock.now());
     if (outcome.removed.length === 0) throw notFound('agent', id);
+    outcome.deadLettered += await this.deadLetterDirect([id], 'no_route');
 
     this.waiters.notify([routeKey('agent', id)]);
     await this.onAgentsChanged();
@@ -411,10 +412,10 @@ export class SwarmEngine implements SwarmApi {
         defaultMaxAttempts: this.config.defaultMaxAttempts,
       },
       input.id !== undefined,
-    ).map((entry, i) => ({
-      ...entry,
-      message: { ...entry.message, target: subscribers[i] as string },
-    }));
+    ).map((entry, i) => {
+      const copy = { ...entry.message, target: subscribers[i] as string };
+      return { ...entry, message: copy, messageJson: JSON.stringify(copy) };
+    });
 
     const outcomes = await this.batcher.enqueue(entries);
     this.afterEnqueue(entries);
@@ -494,6 +495,11 @@ export class SwarmEngine implements SwarmApi {
       if (this.enqueueRate.perSecond(this.clock.now()) >= LINGER_ABOVE_PER_SEC) {
         await new Promise((resolve) => setTimeout(resolve, LINGER_MS));
       }
+
+      // Deregistered or pruned while parked: what it released must go to another agent, not
+      // back to a poll of one that no longer exists.
+      const current = await this.store.getAgent(agentId);
+      if (current === null || current.status === 'offline') return [];
     }
   }
 
@@ -675,6 +681,7 @@ export class SwarmEngine implements SwarmApi {
     }
 
     const outcome = await this.store.removeAgents(ids, 'target_pruned', now);
+    outcome.deadLettered += await this.deadLetterDirect(outcome.removed, 'target_pruned');
     if (outcome.removed.length > 0) {
       await this.onAgentsChanged();
       this.log.info(
@@ -756,6 +763,10 @@ export class SwarmEngine implements SwarmApi {
         expired += e;
         released += r;
         if (e < SWEEP_BATCH && r < SWEEP_BATCH) break;
+
+        // The store is synchronous: yield between batches so requests are served while a
+        // large expiry is worked through, instead of after it.
+        await new Promise((resolve) => setImmediate(resolve));
       }
 
       if (expired > 0 || released > 0) {
@@ -777,6 +788,22 @@ export class SwarmEngine implements SwarmApi {
       return { expired, released };
     } finally {
       this.sweeping = false;
+    }
+  }
+
+  /** Dead-letters removed agents' pending direct messages, a batch per event-loop turn. */
+  private async deadLetterDirect(agentIds: string[], reason: DeadLetterReason): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const n = await this.store.deadLetterUnroutable(
+        agentIds,
+        reason,
+        this.clock.now(),
+        SWEEP_BATCH,
+      );
+      total += n;
+      if (n < SWEEP_BATCH) return total;
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 

@@ -54,6 +54,7 @@ export function buildEntry(
 
   return {
     message,
+    messageJson: JSON.stringify(message),
     routeKind: target.kind,
     routeKey: target.key,
     dedupeKey,

@@ -13,6 +13,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger, LoggerOptions } from 'pino';
 import type { Config } from '../config.ts';
+import { invalidRequest } from '../core/errors.ts';
 import type { SwarmApi } from '../engine/contract.ts';
 import { authHooks, declaredScope } from './auth.ts';
 import { errorHandler, notFoundHandler } from './errors.ts';
@@ -26,6 +27,23 @@ import { registerQueueRoutes } from './routes/queue.ts';
 import { registerRecoveryRoutes } from './routes/recovery.ts';
 import type { ResolvedTokens } from './tokens.ts';
 import { compileValidator } from './validation.ts';
+
+/** Nesting allowed in a request body: far beyond any real message, far below the stack. */
+export const MAX_JSON_DEPTH = 64;
+
+/** Iterative, so the check itself cannot overflow. */
+function exceedsDepth(root: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[root, 1]];
+  while (stack.length > 0) {
+    const [value, depth] = stack.pop() as [unknown, number];
+    if (value === null || typeof value !== 'object') continue;
+    if (depth > max) return true;
+    for (const child of Array.isArray(value) ? value : Object.values(value)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
 
 /** The contract's limit on a request body: 1 MiB, a batch of a thousand ordinary messages. */
 export const BODY_LIMIT = 1024 * 1024;
@@ -103,8 +121,24 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body === '') done(null, undefined);
-    else parseJson(request, body as string, done);
+    if (body === '') {
+      done(null, undefined);
+      return;
+    }
+    parseJson(request, body as string, (err, value) => {
+      if (err) return done(err, undefined);
+      // JSON this deep overflows the stack of every recursive walk after it (serializing it
+      // for the store among them): refuse it here, before it can fail anyone else's request.
+      if (exceedsDepth(value, MAX_JSON_DEPTH)) {
+        return done(
+          invalidRequest(`request body nests deeper than ${MAX_JSON_DEPTH} levels`, [
+            { field: 'body', message: `at most ${MAX_JSON_DEPTH} levels of arrays and objects` },
+          ]),
+          undefined,
+        );
+      }
+      done(null, value);
+    });
   });
 
   app.setErrorHandler(handleError);

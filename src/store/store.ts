@@ -21,6 +21,9 @@ import type { AuditRecord } from '../engine/contract.ts';
 /** An entry to create. `routeKind/routeKey` is where it may be delivered. */
 export interface NewEntry {
   message: Message;
+  /** The message serialized once, before the transaction: a value that cannot be serialized
+   * fails its own request, never the group commit it would have joined. */
+  messageJson: string;
   routeKind: TargetKind;
   routeKey: string;
   /**
@@ -169,8 +172,9 @@ export interface Store {
   agentCounts(staleBefore: number): Promise<AgentCounts>;
   /**
    * Removes agents (deregister or prune) with their subscriptions, returns their leased
-   * entries to the queue at once, and dead-letters pending entries addressed directly to
-   * them with `reason`. One transaction for all.
+   * entries to the queue at once, and dead-letters leased entries addressed to them alone
+   * with `reason`. One transaction for all. Their pending direct entries are left to
+   * `deadLetterUnroutable`, which takes them in bounded batches.
    */
   removeAgents(ids: string[], reason: DeadLetterReason, now: number): Promise<RemoveAgentsOutcome>;
   /** Agents with no heartbeat since `before`. */
@@ -204,8 +208,13 @@ export interface Store {
   releaseExpiredLeases(now: number, backoff: BackoffFn, limit: number): Promise<number>;
   /** Dead-letters pending or leased entries past their TTL as `expired`. */
   expireEntries(now: number, limit: number): Promise<number>;
-  /** Dead-letters pending entries addressed to an agent that is gone. */
-  deadLetterUnroutable(agentIds: string[], reason: DeadLetterReason, now: number): Promise<number>;
+  /** Dead-letters up to `limit` pending entries addressed to agents that are not registered. */
+  deadLetterUnroutable(
+    agentIds: string[],
+    reason: DeadLetterReason,
+    now: number,
+    limit: number,
+  ): Promise<number>;
 
   getEntry(queueId: string): Promise<QueueEntry | null>;
   deadLetters(query: DeadLetterPageQuery): Promise<{ items: QueueEntry[]; total: number }>;

@@ -345,7 +345,11 @@ export class SqliteStore implements Store {
            WHERE state = 'inflight' AND lease_expires_at IS NOT NULL AND assigned_to = ?`,
         ).all(id) as EntryRow[];
         for (const row of leased) {
-          if (row.route_kind === 'agent' && row.route_key === id) continue;
+          if (row.route_kind === 'agent' && row.route_key === id) {
+            this.deadLetter(row, reason, row.last_error, now, tally);
+            deadLettered += 1;
+            continue;
+          }
           this.sql(
             `UPDATE entries SET state = 'pending', assigned_to = NULL, lease_expires_at = NULL,
                available_at = ? WHERE queue_id = ?`,
@@ -353,15 +357,10 @@ export class SqliteStore implements Store {
           tally.move(row, 'inflight', 'pending');
           released += 1;
         }
-
-        const direct = this.sql(
-          `SELECT * FROM entries WHERE route_kind = 'agent' AND route_key = ? AND state <> 'dead'`,
-        ).all(id) as EntryRow[];
-        for (const row of direct) {
-          this.deadLetter(row, reason, row.last_error, now, tally);
-          deadLettered += 1;
-        }
       }
+
+      // Pending direct entries can number in the hundreds of thousands: they are left to
+      // deadLetterUnroutable, in batches, so removal never holds the server for seconds.
 
       return { removed, released, deadLettered };
     }, now);
@@ -498,7 +497,7 @@ export class SqliteStore implements Store {
           entry.maxAttempts,
           dead ? 'no_route' : null,
           dead ? now : null,
-          JSON.stringify(entry.message),
+          entry.messageJson,
         );
 
         const key = {
@@ -788,13 +787,19 @@ export class SqliteStore implements Store {
     agentIds: string[],
     reason: DeadLetterReason,
     now: number,
+    limit: number,
   ): Promise<number> {
     return this.tx((tally) => {
       let count = 0;
       for (const id of agentIds) {
+        if (count >= limit) break;
+        // An agent that registered again in the meantime keeps its messages.
         const rows = this.sql(
-          `SELECT * FROM entries WHERE route_kind = 'agent' AND route_key = ? AND state = 'pending'`,
-        ).all(id) as EntryRow[];
+          `SELECT * FROM entries
+           WHERE route_kind = 'agent' AND route_key = ? AND state = 'pending'
+             AND NOT EXISTS (SELECT 1 FROM agents WHERE id = ?)
+           LIMIT ?`,
+        ).all(id, id, limit - count) as EntryRow[];
         for (const row of rows) {
           this.deadLetter(row, reason, row.last_error, now, tally);
           count += 1;
