@@ -67,7 +67,13 @@ const SPEC = {
   backoffBaseMs: { env: 'OWOKX_BACKOFF_BASE_MS', kind: 'int', min: 0, default: SECOND },
   backoffCapMs: { env: 'OWOKX_BACKOFF_CAP_MS', kind: 'int', min: 0, default: 30 * SECOND },
   defaultMaxAttempts: { env: 'OWOKX_MAX_ATTEMPTS', kind: 'int', min: 1, max: 100, default: 3 },
-  defaultLeaseMs: { env: 'OWOKX_LEASE_MS', kind: 'int', min: 1000, default: 30 * SECOND },
+  defaultLeaseMs: {
+    env: 'OWOKX_LEASE_MS',
+    kind: 'int',
+    min: 1000,
+    max: 600_000,
+    default: 30 * SECOND,
+  },
   defaultMaxInflight: { env: 'OWOKX_MAX_INFLIGHT', kind: 'int', min: 1, default: 100 },
   rateWindowMs: { env: 'OWOKX_RATE_WINDOW_MS', kind: 'int', min: 10 * SECOND, default: 5 * MINUTE },
   failureRateThreshold: { env: 'OWOKX_FAILURE_RATE_THRESHOLD', kind: 'ratio', default: 0.05 },
@@ -191,6 +197,24 @@ export function loadConfig(
       Math.max(30 * SECOND, 10 * (values.dispatchIntervalMs as number)),
   };
 
+  if (config.autoPruneAfterMs !== 0 && config.autoPruneAfterMs < config.staleAfterMs) {
+    throw new ConfigError(
+      `OWOKX_AUTO_PRUNE_AFTER_MS must be 0 (off) or at least OWOKX_STALE_AFTER_MS (${config.staleAfterMs}): only stale agents are pruned`,
+    );
+  }
+  if (config.heartbeatIntervalMs >= config.staleAfterMs) {
+    throw new ConfigError(
+      `OWOKX_HEARTBEAT_INTERVAL_MS must be below OWOKX_STALE_AFTER_MS (${config.staleAfterMs}), or every agent goes stale between beats`,
+    );
+  }
+  if (
+    databaseUrl.startsWith('sqlite:') &&
+    databaseUrl.slice('sqlite:'.length).replace(/^\/\//, '') === ''
+  ) {
+    throw new ConfigError(
+      'OWOKX_DATABASE_URL names no file: use sqlite:<path>, e.g. sqlite:./data/swarm.db',
+    );
+  }
   if (config.backoffCapMs < config.backoffBaseMs) {
     throw new ConfigError('OWOKX_BACKOFF_CAP_MS must be at least OWOKX_BACKOFF_BASE_MS');
   }

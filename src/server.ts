@@ -51,7 +51,18 @@ export async function startServer(
   await engine.start();
 
   const app = await buildApp({ api: engine, config, logger: log, tokens });
-  const address = await app.listen({ host: config.host, port: config.port });
+  let address: string;
+  try {
+    address = await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await engine.stop();
+    await store.close();
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOTFOUND' || code === 'EADDRNOTAVAIL' || code === 'EAI_AGAIN') {
+      throw new ConfigError(`OWOKX_HOST: cannot listen on "${config.host}" (${code})`);
+    }
+    throw err;
+  }
   const port = (app.server.address() as { port: number }).port;
   log.info({ address, database: config.databaseUrl.split('?')[0] }, 'owokx-swarm listening');
 

@@ -82,7 +82,10 @@ export const TimestampSchema = Type.String({
 });
 
 const messageFields = {
-  id: Type.Optional(text(1, 256)),
+  // No control characters: fan-out copies key their dedupe on `id NUL agentId`.
+  id: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f]+$' }),
+  ),
   source: Type.Optional(text(1, 256)),
   target: text(1, 256),
   type: Type.Optional(MessageTypeSchema),
@@ -153,11 +156,15 @@ export const HeartbeatBodySchema = strictObject({
 });
 export type HeartbeatBody = Static<typeof HeartbeatBodySchema>;
 
-export const PollBodySchema = strictObject({
-  limit: int(1, MAX_BATCH, { default: 20 }),
-  waitMs: int(0, MAX_WAIT_MS, { default: 0 }),
-  leaseMs: int(SECOND, 10 * MINUTE, { default: 30 * SECOND }),
-});
+/** The poll body; the lease default is the server's OWOKX_LEASE_MS. */
+export function pollBodySchema(defaultLeaseMs: number = 30 * SECOND) {
+  return strictObject({
+    limit: int(1, MAX_BATCH, { default: 20 }),
+    waitMs: int(0, MAX_WAIT_MS, { default: 0 }),
+    leaseMs: int(SECOND, 10 * MINUTE, { default: defaultLeaseMs }),
+  });
+}
+export const PollBodySchema = pollBodySchema();
 export type PollBody = Static<typeof PollBodySchema>;
 
 export const AckBodySchema = strictObject({
@@ -263,7 +270,8 @@ export type LegacyRegisterBody = Static<typeof LegacyRegisterBodySchema>;
 export const LegacyMessageSchema = Type.Object({
   ...messageFields,
   // The original stamped messages with epoch milliseconds; an ISO string is accepted too.
-  timestamp: Type.Optional(Type.Union([TimestampSchema, int(0, MAX_INT)])),
+  // Epoch milliseconds up to the last instant a Date can hold (year 275760).
+  timestamp: Type.Optional(Type.Union([TimestampSchema, int(0, 8_640_000_000_000_000)])),
 });
 export type LegacyMessage = Static<typeof LegacyMessageSchema>;
 

@@ -7,17 +7,25 @@ export function encodeCursor(position: Record<string, string | number | null>): 
   return Buffer.from(JSON.stringify(position)).toString('base64url');
 }
 
+/** What each key of a position must hold: any text, a finite number, or a decimal row id. */
+export type CursorField = 'text' | 'number' | 'rowId';
+
+const VALID: Record<CursorField, (value: unknown) => boolean> = {
+  text: (value) => typeof value === 'string' && value.length > 0,
+  number: (value) => typeof value === 'number' && Number.isFinite(value),
+  rowId: (value) => typeof value === 'string' && /^[1-9]\d{0,15}$/.test(value),
+};
+
 export function decodeCursor<K extends string>(
   cursor: string,
-  ...keys: K[]
+  fields: Record<K, CursorField>,
 ): Record<K, string | number> {
   try {
     const position = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
     if (typeof position === 'object' && position !== null) {
-      const complete = keys.every((key) => {
-        const value = (position as Record<string, unknown>)[key];
-        return typeof value === 'string' || typeof value === 'number';
-      });
+      const complete = (Object.entries(fields) as [K, CursorField][]).every(([key, field]) =>
+        VALID[field]((position as Record<string, unknown>)[key]),
+      );
       if (complete) return position as Record<K, string | number>;
     }
   } catch {

@@ -213,7 +213,8 @@ export class SwarmEngine implements SwarmApi {
 
   async listAgents(query: AgentQuery): Promise<Page<AgentView>> {
     const now = this.clock.now();
-    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor, 'id');
+    const after =
+      query.cursor === undefined ? undefined : decodeCursor(query.cursor, { id: 'text' });
     const page = await this.store.listAgents({
       type: query.type,
       status: query.status,
@@ -543,7 +544,7 @@ export class SwarmEngine implements SwarmApi {
     const after =
       query.cursor === undefined
         ? undefined
-        : decodeCursor(query.cursor, 'deadLetteredAt', 'queueId');
+        : decodeCursor(query.cursor, { deadLetteredAt: 'number', queueId: 'rowId' });
     const page = await this.store.deadLetters({
       topic: query.topic,
       target: query.target,
@@ -577,7 +578,7 @@ export class SwarmEngine implements SwarmApi {
   }
 
   async listAudit(limit: number, cursor?: string): Promise<Page<AuditRecord>> {
-    const before = cursor === undefined ? undefined : decodeCursor(cursor, 'id');
+    const before = cursor === undefined ? undefined : decodeCursor(cursor, { id: 'rowId' });
     const page = await this.store.listAudit(
       limit,
       before === undefined ? undefined : String(before.id),

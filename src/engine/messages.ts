@@ -83,7 +83,8 @@ export function buildCopies(
       { kind: 'agent', key: agentId },
       input,
       defaults,
-      senderChoseId ? `${message.id}@${agentId}` : null,
+      // NUL cannot appear in a message id, so no chosen id can collide with a copy's key.
+      senderChoseId ? `${message.id}\u0000${agentId}` : null,
     ),
   );
 }

@@ -96,6 +96,20 @@ describe('recovery', () => {
     expect((await engine.getEntry(queueId as string)).state).toBe('dead');
   });
 
+  it('is not held back by older dead letters that cannot be routed', async () => {
+    const { engine, clock } = swarm;
+    await engine.registerAgent({ id: 'gone-1', type: 'worker' });
+    await deadLetter('gone-1', 3);
+    await engine.deregisterAgent('gone-1');
+    clock.advance(1000);
+    const routable = await deadLetter('type:analyst', 2);
+
+    const result = await engine.requeueDeadLetters({ limit: 2, dryRun: false }, TRADE);
+    expect(result.queueIds).toEqual(routable);
+    expect(result.skipped).toHaveLength(3);
+    expect(result.remaining).toBe(3);
+  });
+
   it('prunes stale agents: releases their leases and dead-letters their direct messages', async () => {
     const { engine, clock } = swarm;
     await engine.registerAgent({ id: 'analyst-2', type: 'analyst' });

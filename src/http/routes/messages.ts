@@ -12,14 +12,14 @@ import {
   EnqueueResponseSchema,
   NackBodySchema,
   NackResponseSchema,
-  PollBodySchema,
   PublishBodySchema,
+  pollBodySchema,
 } from '../../core/schemas.ts';
 import type { EnqueueInput } from '../../engine/contract.ts';
 import type { App, RouteDeps } from '../app.ts';
 import { checkPayloads } from '../limits.ts';
 
-export function registerMessageRoutes(app: App, { api }: RouteDeps): void {
+export function registerMessageRoutes(app: App, { api, config }: RouteDeps): void {
   app.post(
     '/swarm/messages',
     {
@@ -79,7 +79,7 @@ export function registerMessageRoutes(app: App, { api }: RouteDeps): void {
       config: { scope: 'agent' },
       schema: {
         params: AgentParamsSchema,
-        body: PollBodySchema,
+        body: pollBodySchema(config.defaultLeaseMs),
         response: { 200: DeliveriesResponseSchema },
       },
     },

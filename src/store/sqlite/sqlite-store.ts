@@ -51,6 +51,10 @@ import { NO_TOPIC, Tally } from './tally.ts';
 
 type Statement = Database.Statement;
 
+/** Requeue reads dead letters a page at a time, and passes at most this many per call. */
+const REQUEUE_PAGE = 500;
+const REQUEUE_SCAN_MAX = 10_000;
+
 /** Rate buckets of ten seconds: a five-minute window sums thirty rows. */
 export const RATE_BUCKET_MS = 10_000;
 
@@ -889,10 +893,38 @@ export class SqliteStore implements Store {
   async requeue(options: RequeueOptions): Promise<RequeueOutcome> {
     const work = (tally: Tally): RequeueOutcome => {
       const where = this.deadWhere(options.filter);
-      const rows = this.sql(
+      const page = this.sql(
         `SELECT e.*, EXISTS (SELECT 1 FROM agents a WHERE a.id = e.route_key) AS registered
-         FROM entries e WHERE ${where.sql} ORDER BY dead_lettered_at, queue_id LIMIT ?`,
-      ).all(...where.params, options.limit) as (EntryRow & { registered: number })[];
+         FROM entries e WHERE ${where.sql}
+           AND (dead_lettered_at > ? OR (dead_lettered_at = ? AND queue_id > ?))
+         ORDER BY dead_lettered_at, queue_id LIMIT ?`,
+      );
+
+      // `limit` counts what is requeued. Dead letters that cannot be routed are reported as
+      // they are passed, and must not use up the limit, or a pile of them in front would
+      // stall every requeue behind it. The walk is bounded so one call stays short.
+      const rows: (EntryRow & { registered: number })[] = [];
+      let routable = 0;
+      let after = { at: -1, id: 0 };
+      while (routable < options.limit && rows.length < REQUEUE_SCAN_MAX) {
+        const batch = page.all(
+          ...where.params,
+          after.at,
+          after.at,
+          after.id,
+          REQUEUE_PAGE,
+        ) as (EntryRow & {
+          registered: number;
+        })[];
+        for (const row of batch) {
+          if (routable >= options.limit) break;
+          rows.push(row);
+          if (row.route_kind !== 'agent' || row.registered) routable += 1;
+        }
+        const last = batch[batch.length - 1];
+        if (last === undefined || batch.length < REQUEUE_PAGE) break;
+        after = { at: last.dead_lettered_at ?? 0, id: last.queue_id };
+      }
 
       const outcome: RequeueOutcome = { requeued: [], skipped: [], remaining: 0 };
 

@@ -1,0 +1,103 @@
+// Defects a break-it session found, kept fixed.
+
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { ConfigError, loadConfig } from '../../src/config.ts';
+import { call, type Harness, startHarness } from './harness.ts';
+
+describe('hardening', () => {
+  let h: Harness;
+
+  beforeEach(async () => {
+    h = await startHarness({ config: { defaultLeaseMs: 5000 } });
+    await call(h.app, {
+      method: 'POST',
+      url: '/swarm/agents',
+      body: { id: 'a1', type: 'analyst' },
+    });
+  });
+
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('refuses JSON nested deeper than 64 levels with a 400, failing no other request', async () => {
+    const deep = `{"message":{"target":"a1","payload":${'['.repeat(5000)}1${']'.repeat(5000)}}}`;
+    const [bad, good] = await Promise.all([
+      call(h.app, { method: 'POST', url: '/swarm/messages', raw: deep }),
+      call(h.app, { method: 'POST', url: '/swarm/messages', body: { message: { target: 'a1' } } }),
+    ]);
+
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.message).toMatch(/deeper than 64 levels/);
+    expect(good.status).toBe(200);
+    expect((await h.engine.metrics()).stats.enqueued).toBe(1);
+  });
+
+  it('leases for OWOKX_LEASE_MS when a poll names no leaseMs', async () => {
+    await call(h.app, {
+      method: 'POST',
+      url: '/swarm/messages',
+      body: { message: { target: 'a1' } },
+    });
+    const res = await call(h.app, { method: 'POST', url: '/swarm/agents/a1/poll', body: {} });
+    expect(res.body.deliveries[0].leaseExpiresAt - h.clock.now()).toBe(5000);
+  });
+
+  it('refuses a forged cursor instead of reading it as the end of the list', async () => {
+    const forged = Buffer.from(JSON.stringify({ deadLetteredAt: 'x', queueId: 'y' })).toString(
+      'base64url',
+    );
+    const dead = await call(h.app, {
+      method: 'GET',
+      url: `/swarm/queue/dead-letters?cursor=${forged}`,
+    });
+    expect(dead.status).toBe(400);
+
+    const audit = Buffer.from(JSON.stringify({ id: 'abc' })).toString('base64url');
+    expect((await call(h.app, { method: 'GET', url: `/swarm/audit?cursor=${audit}` })).status).toBe(
+      400,
+    );
+  });
+
+  it('answers 400, not 500, for a legacy timestamp no date can hold', async () => {
+    const res = await call(h.app, {
+      method: 'POST',
+      url: '/registry/queue/enqueue',
+      body: { message: { target: 'a1', timestamp: 8_640_000_000_000_001 } },
+    });
+    expect(res.status).toBe(400);
+  });
+
+  it('gives a broadcast copy to every live agent even when a chosen id looks like a copy key', async () => {
+    await call(h.app, {
+      method: 'POST',
+      url: '/swarm/agents',
+      body: { id: 'a2', type: 'analyst' },
+    });
+    await call(h.app, {
+      method: 'POST',
+      url: '/swarm/messages',
+      body: { message: { id: 'X@a1', target: 'a1' } },
+    });
+    const res = await call(h.app, {
+      method: 'POST',
+      url: '/swarm/messages',
+      body: { message: { id: 'X', target: 'broadcast' } },
+    });
+    expect(res.body.queueIds).toHaveLength(2);
+  });
+});
+
+describe('settings that cannot work refuse to start, naming the variable', () => {
+  it.each([
+    [{ OWOKX_AUTO_PRUNE_AFTER_MS: '1' }, /OWOKX_AUTO_PRUNE_AFTER_MS/],
+    [{ OWOKX_HEARTBEAT_INTERVAL_MS: '999999999' }, /OWOKX_HEARTBEAT_INTERVAL_MS/],
+    [{ OWOKX_DATABASE_URL: 'sqlite:' }, /OWOKX_DATABASE_URL/],
+    [{ OWOKX_PORT: 'abc' }, /OWOKX_PORT/],
+    [{ OWOKX_LEASE_MS: '999999999' }, /OWOKX_LEASE_MS/],
+  ])('%o', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+});
