@@ -3,6 +3,7 @@
 // what its endpoints take, which scope they need and which engine call they make.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, {
   type FastifyBaseLogger,
@@ -13,7 +14,7 @@ import Fastify, {
 } from 'fastify';
 import type { Logger, LoggerOptions } from 'pino';
 import type { Config } from '../config.ts';
-import { invalidRequest } from '../core/errors.ts';
+import { invalidRequest, SwarmError } from '../core/errors.ts';
 import type { SwarmApi } from '../engine/contract.ts';
 import { authHooks, declaredScope } from './auth.ts';
 import { errorHandler, notFoundHandler } from './errors.ts';
@@ -27,6 +28,28 @@ import { registerQueueRoutes } from './routes/queue.ts';
 import { registerRecoveryRoutes } from './routes/recovery.ts';
 import type { ResolvedTokens } from './tokens.ts';
 import { compileValidator } from './validation.ts';
+
+function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+  const status = tooLarge ? 431 : 400;
+  const body = JSON.stringify({
+    error: {
+      code: 'invalid_request',
+      message: tooLarge ? 'request headers are too large' : 'malformed HTTP request',
+      details: [],
+    },
+  });
+
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(
+    `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+      `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Connection: close\r\n\r\n${body}`,
+  );
+}
 
 /** Nesting allowed in a request body: far beyond any real message, far below the stack. */
 export const MAX_JSON_DEPTH = 64;
@@ -102,6 +125,8 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     // the scope check has to be bound to.
     exposeHeadRoutes: false,
     return503OnClosing: true,
+    // Requests Node's parser rejects never reach a route; answer them in the one error shape.
+    clientErrorHandler: answerClientError,
     // Agent ids run to 128 characters and topics to 256, percent-encoded in paths.
     routerOptions: { maxParamLength: 1024 },
     // URLs the router cannot even match (bad percent-encoding, an over-long segment) answer
@@ -121,6 +146,19 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    // Bodies are read as sent: a compressed one would only fail later as "not JSON".
+    const encoding = request.headers['content-encoding'];
+    if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+      done(
+        new SwarmError(
+          'unsupported_media_type',
+          `Content-Encoding ${encoding} is not accepted; send plain JSON`,
+          [{ field: 'content-encoding', message: 'only identity' }],
+        ),
+        undefined,
+      );
+      return;
+    }
     if (body === '') {
       done(null, undefined);
       return;

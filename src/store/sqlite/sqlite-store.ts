@@ -86,6 +86,18 @@ export class SqliteStore implements Store {
     // 64 MiB of page cache: the claim and gauge indexes of a million entries stay hot.
     this.db.pragma('cache_size = -65536');
     this.db.pragma('temp_store = MEMORY');
+
+    // Payloads are the swarm's business: the file and its WAL are for this user alone.
+    if (file !== ':memory:') {
+      for (const suffix of ['', '-wal', '-shm']) {
+        try {
+          fs.chmodSync(`${file}${suffix}`, 0o600);
+        } catch {
+          // -wal and -shm exist only once WAL mode has written; SQLite creates them with the
+          // main file's mode.
+        }
+      }
+    }
   }
 
   /** One prepared statement per SQL text, prepared on first use. */
