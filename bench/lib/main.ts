@@ -10,8 +10,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isSwarmClientError, SwarmClient } from '../../src/client/index.ts';
 import { preloadBacklog } from './backlog.ts';
+import { nowMs } from './clock.ts';
 import type { Enqueuer } from './enqueue.ts';
 import { FastEnqueue } from './fast-enqueue.ts';
+import { LatencyHistogram, type LatencySummary } from './histogram.ts';
 import { type BenchOptions, parseOptions } from './options.ts';
 import { readMemory } from './proc.ts';
 import { mainThreadProfile, summarizeProfile } from './profile.ts';
@@ -231,6 +233,7 @@ async function measure(
   if (options.backlog > 0) {
     empty = await measureRuns(env, options, progress, 'e');
     for (const r of empty) seeRss(r.serverPeakRssBytes);
+    const metricsEmpty = await metricsAtRest(client);
 
     note(`Preloading ${options.backlog.toLocaleString('en-US')} messages for another role...`);
     progress.start('backlog', options.backlog);
@@ -242,6 +245,8 @@ async function measure(
     const memory = pid !== null ? readMemory(pid) : null;
     seeRss(memory?.peakRssBytes ?? null);
     backlog = {
+      // The same request with nothing else running: what depth alone costs, apart from load.
+      metricsAtRestUs: { empty: metricsEmpty, atDepth: await metricsAtRest(client) },
       messages: options.backlog,
       agentType: pre.agentType,
       preloadMs: pre.preloadMs,
@@ -309,12 +314,27 @@ async function measure(
       comparison,
       empty: emptySummary,
       serverWarnings: server ? server.warnings() : null,
+      metricsAtRest: backlog?.metricsAtRestUs ?? null,
     }),
     machine: machineInfo(),
     commit: currentCommit(REPO_ROOT),
     profile: null,
     recordedAs: null,
   };
+}
+
+const AT_REST_SAMPLES = 20;
+
+/** GET /swarm/metrics timed back to back with no other traffic from us. */
+async function metricsAtRest(client: SwarmClient): Promise<LatencySummary> {
+  const hist = new LatencyHistogram();
+
+  for (let i = 0; i < AT_REST_SAMPLES; i += 1) {
+    const started = nowMs();
+    await client.metrics();
+    hist.recordMs(nowMs() - started);
+  }
+  return hist.summary();
 }
 
 function output(report: BenchReport, options: Readonly<BenchOptions>, io: BenchIo): number {

@@ -204,9 +204,13 @@ export function renderReport(report: BenchReport, colour: boolean): string {
 
   if (report.backlog) {
     const b = report.backlog;
+    const rest = b.metricsAtRestUs;
     lines.push(
       c.dim(
         `backlog: ${int(b.messages)} messages preloaded for ${b.agentType} in ${(b.preloadMs / 1000).toFixed(1)} s (${int(b.perSecond)} msg/s)`,
+      ),
+      c.dim(
+        `GET /swarm/metrics with no load: p50 ${msFromUs(rest.empty.p50)} ms empty, ${msFromUs(rest.atDepth.p50)} ms at depth (max ${msFromUs(rest.empty.max)} / ${msFromUs(rest.atDepth.max)} ms)`,
       ),
     );
   }

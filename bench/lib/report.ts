@@ -2,6 +2,7 @@
 // `runs[].delivered|deadLettered|queuedAfterDispatch`), so scripts written for that benchmark
 // keep working; everything else is added alongside, never renamed.
 
+import type { LatencySummary } from './histogram.ts';
 import type { ProfileSummary } from './profile.ts';
 import type { Comparison, MachineInfo, WorkloadConfig } from './results.ts';
 import type { RunResult } from './run.ts';
@@ -30,6 +31,8 @@ export interface BacklogInfo {
   preloadMs: number;
   perSecond: number;
   serverPeakRssBytes: number | null;
+  /** GET /swarm/metrics timed 20 times in a row with no load, before and after the preload. */
+  metricsAtRestUs: { empty: LatencySummary; atDepth: LatencySummary };
   /** Left on a measured server after cleanup; always 0 unless the drain failed. */
   leftAfterCleanup: number | null;
 }
