@@ -49,7 +49,8 @@ it('runs bounded, with health and metrics that change, and stops its processes',
       ],
       {
         cwd: REPO_ROOT,
-        env: { ...process.env, ...tokenEnv(tokens) },
+        // CI=true turns picocolors on even without a terminal; the checks below read plain text.
+        env: { ...process.env, ...tokenEnv(tokens), NO_COLOR: '1' },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     ),
