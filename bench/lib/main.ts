@@ -30,8 +30,9 @@ import {
   compareWithRecorded,
   currentCommit,
   machineInfo,
-  recordReport,
+  recordPath,
   type WorkloadConfig,
+  writeRecord,
 } from './results.ts';
 import { drainRole, measureRun, type RunEnv, type RunResult } from './run.ts';
 import { type OwnServer, startServer } from './server.ts';
@@ -339,8 +340,9 @@ async function metricsAtRest(client: SwarmClient): Promise<LatencySummary> {
 
 function output(report: BenchReport, options: Readonly<BenchOptions>, io: BenchIo): number {
   if (options.record) {
-    const file = recordReport(options.resultsDir, workload(options), report);
+    const file = recordPath(options.resultsDir, workload(options));
     report.recordedAs = path.relative(REPO_ROOT, file);
+    writeRecord(file, report);
   }
 
   const json = `${JSON.stringify(report, null, 2)}\n`;

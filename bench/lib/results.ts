@@ -152,15 +152,17 @@ export function compareWithRecorded(
   };
 }
 
-/** Writes bench/results/<YYYY-MM-DD>-<workload>.json, never overwriting an earlier record. */
-export function recordReport(dir: string, config: WorkloadConfig, report: unknown): string {
-  mkdirSync(dir, { recursive: true });
-
+/** bench/results/<YYYY-MM-DD>-<workload>.json, or `-2`, `-3`…: never an earlier record's name. */
+export function recordPath(dir: string, config: WorkloadConfig): string {
   const date = new Date().toISOString().slice(0, 10);
   const base = `${date}-${workloadSlug(config)}`;
+
   let file = path.join(dir, `${base}.json`);
   for (let n = 2; existsSync(file); n += 1) file = path.join(dir, `${base}-${n}.json`);
-
-  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`, 'utf8');
   return file;
+}
+
+export function writeRecord(file: string, report: unknown): void {
+  mkdirSync(path.dirname(file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`, 'utf8');
 }
