@@ -4,6 +4,7 @@
 
 import Table from 'cli-table3';
 import pc from 'picocolors';
+import { BORDERLESS } from '../../src/cli/output.ts';
 import type { ProfileLine, ProfileSummary } from './profile.ts';
 import type { BenchReport, RunRecord } from './report.ts';
 import type { Summary } from './summary.ts';
@@ -21,29 +22,10 @@ const pct = (v: number | null): string => (v === null ? 'n/a' : `${v.toFixed(0)}
 const cpu = (server: number | null, bench: number, other: number | null): string =>
   `${pct(server)} / ${pct(bench)} / ${pct(other)}`;
 
-// Borderless, two spaces between columns, numbers right-aligned: reads like `swarmctl` output.
-const CHARS = {
-  top: '',
-  'top-mid': '',
-  'top-left': '',
-  'top-right': '',
-  bottom: '',
-  'bottom-mid': '',
-  'bottom-left': '',
-  'bottom-right': '',
-  left: '',
-  'left-mid': '',
-  mid: '',
-  'mid-mid': '',
-  right: '',
-  'right-mid': '',
-  middle: '  ',
-};
-
 function table(c: Colors, head: string[], rows: string[][], leftColumns = 1): string {
   const t = new Table({
     head: head.map((h) => c.bold(h)),
-    chars: CHARS,
+    chars: BORDERLESS,
     style: { head: [], border: [], 'padding-left': 0, 'padding-right': 0, compact: true },
     colAligns: head.map((_, i) => (i < leftColumns ? 'left' : 'right')),
   });

@@ -105,7 +105,7 @@ export class Output {
 }
 
 // No rules between cells, two spaces between columns: reads like `kubectl get`.
-const BORDERLESS = {
+export const BORDERLESS = {
   top: '',
   'top-mid': '',
   'top-left': '',
