@@ -7,7 +7,7 @@ import { type CurrentState, evaluateEscalations } from '../core/escalation.ts';
 import { evaluateHealth, failureRate } from '../core/health.ts';
 import { previewTargets } from '../core/routing.ts';
 import type { Agent, QueueGauges } from '../core/types.ts';
-import type { AgentCounts, Gauges, RouteCount, Store } from '../store/store.ts';
+import type { Gauges, RouteCount, Store } from '../store/store.ts';
 import type { Clock } from './clock.ts';
 import type {
   RoutingAnomaly,
@@ -335,4 +335,3 @@ function findAnomalies(
   return anomalies;
 }
 
-export type { AgentCounts };
