@@ -334,4 +334,3 @@ function findAnomalies(
 
   return anomalies;
 }
-
