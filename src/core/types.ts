@@ -78,6 +78,18 @@ export interface QueueEntry {
   history: DeadLetterRecord[];
 }
 
+/**
+ * The message of a delivery as the store keeps it, serialized: answers splice it in instead
+ * of parsing it only to serialize it again. Absent on deliveries built any other way.
+ */
+export const MESSAGE_JSON: unique symbol = Symbol('owokx.messageJson');
+
+/** The JSON text of a delivery, using the stored message text when there is one. */
+export function deliveryJson(d: Delivery): string {
+  const message = (d as { [MESSAGE_JSON]?: string })[MESSAGE_JSON] ?? JSON.stringify(d.message);
+  return `{"queueId":${JSON.stringify(d.queueId)},"attempt":${d.attempt},"leaseExpiresAt":${d.leaseExpiresAt},"message":${message}}`;
+}
+
 /** A leased entry handed to an agent, by poll or by push. */
 export interface Delivery {
   queueId: string;

@@ -3,7 +3,7 @@
 
 import { Agent, request } from 'undici';
 
-import type { Delivery } from '../core/types.ts';
+import { type Delivery, deliveryJson } from '../core/types.ts';
 
 export interface PushOutcome {
   ok: boolean;
@@ -45,7 +45,7 @@ export function createHttpTransport(): PushTransport {
           method: 'POST',
           dispatcher: pool,
           headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ deliveries }),
+          body: `{"deliveries":[${deliveries.map(deliveryJson).join(',')}]}`,
           headersTimeout: timeoutMs,
           bodyTimeout: timeoutMs,
           signal: AbortSignal.timeout(timeoutMs),

@@ -2,6 +2,7 @@
 // serialized through response schemas (fast-json-stringify), and a short poll allocates no
 // AbortController: only a long poll can outlive its client.
 
+import type { FastifyReply } from 'fastify';
 import { invalidRequest } from '../../core/errors.ts';
 import {
   AckBodySchema,
@@ -15,9 +16,22 @@ import {
   PublishBodySchema,
   pollBodySchema,
 } from '../../core/schemas.ts';
+import { type Delivery, deliveryJson } from '../../core/types.ts';
 import type { EnqueueInput } from '../../engine/contract.ts';
 import type { App, RouteDeps } from '../app.ts';
 import { checkPayloads } from '../limits.ts';
+
+/**
+ * Poll answers are built from the stored message text: parsing each message only to
+ * serialize it again was ~6% of the server's CPU in the benchmark's profile.
+ */
+function sendDeliveries(reply: FastifyReply, deliveries: Delivery[]): FastifyReply {
+  const body = `{"deliveries":[${deliveries.map(deliveryJson).join(',')}]}`;
+  return reply
+    .type('application/json; charset=utf-8')
+    .serializer((payload) => payload as string)
+    .send(body);
+}
 
 export function registerMessageRoutes(app: App, { api, config }: RouteDeps): void {
   app.post(
@@ -87,7 +101,7 @@ export function registerMessageRoutes(app: App, { api, config }: RouteDeps): voi
       const { id } = request.params;
       const input = request.body;
 
-      if (input.waitMs === 0) return { deliveries: await api.poll(id, input) };
+      if (input.waitMs === 0) return sendDeliveries(reply, await api.poll(id, input));
 
       // A client that hangs up mid-wait must not take leases it will never see: the engine
       // stops waiting when the signal fires.
@@ -98,7 +112,7 @@ export function registerMessageRoutes(app: App, { api, config }: RouteDeps): voi
       reply.raw.on('close', onClose);
 
       try {
-        return { deliveries: await api.poll(id, input, controller.signal) };
+        return sendDeliveries(reply, await api.poll(id, input, controller.signal));
       } finally {
         reply.raw.off('close', onClose);
       }

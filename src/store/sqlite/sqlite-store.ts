@@ -18,11 +18,12 @@ import type {
   DeadLetterReason,
   DeadLetterRecord,
   Delivery,
+  Message,
   QueueEntry,
   Stats,
   TopicGauges,
 } from '../../core/types.ts';
-import { STAT_NAMES } from '../../core/types.ts';
+import { MESSAGE_JSON, STAT_NAMES } from '../../core/types.ts';
 import type { AuditRecord } from '../../engine/contract.ts';
 import { mapDriverError } from '../errors.ts';
 import type {
@@ -1259,11 +1260,22 @@ interface ClaimedRow {
   assigned_to: string;
 }
 
+/**
+ * The message is parsed only if someone reads it: a poll answer splices the stored text
+ * (MESSAGE_JSON) and never needs the object.
+ */
 function toDelivery(row: ClaimedRow, leaseExpiresAt: number): Delivery {
-  return {
+  const json = row.message;
+  let parsed: Message | undefined;
+  const delivery: Delivery = {
     queueId: String(row.queue_id),
     attempt: row.attempts,
     leaseExpiresAt,
-    message: JSON.parse(row.message),
+    get message(): Message {
+      parsed ??= JSON.parse(json) as Message;
+      return parsed;
+    },
   };
+  Object.defineProperty(delivery, MESSAGE_JSON, { value: json });
+  return delivery;
 }
