@@ -608,8 +608,13 @@ export class SqliteStore implements Store {
     return params;
   }
 
-  private claimRows(routes: AgentRoutes, options: ClaimOptions, tally: Tally): ClaimedRow[] {
-    const routeParams = this.routesWithWork(routes);
+  /** `routeParams` are routesWithWork(routes), read in this same synchronous turn. */
+  private claimRows(
+    routes: AgentRoutes,
+    routeParams: string[],
+    options: ClaimOptions,
+    tally: Tally,
+  ): ClaimedRow[] {
     if (routeParams.length === 0) return [];
 
     const leaseUntil = options.now + options.leaseMs;
@@ -634,17 +639,27 @@ export class SqliteStore implements Store {
   async claim(routes: AgentRoutes, options: ClaimOptions): Promise<Delivery[]> {
     // Most polls of an idle or keeping-up agent find nothing: answer those from the route
     // gauges without taking the write lock or committing an empty transaction.
-    if (this.read(() => this.routesWithWork(routes)).length === 0) return [];
+    // better-sqlite3 is synchronous and nothing awaits between this read and the
+    // transaction, so the routes it found are still the ones with work inside it.
+    const routeParams = this.read(() => this.routesWithWork(routes));
+    if (routeParams.length === 0) return [];
 
     return this.tx((tally) => {
       const leaseExpiresAt = options.now + options.leaseMs;
-      return this.claimRows(routes, options, tally).map((row) => toDelivery(row, leaseExpiresAt));
+      return this.claimRows(routes, routeParams, options, tally).map((row) =>
+        toDelivery(row, leaseExpiresAt),
+      );
     }, options.now);
   }
 
   async claimAndAck(routes: AgentRoutes, limit: number, now: number): Promise<Delivery[]> {
     return this.tx((tally) => {
-      const rows = this.claimRows(routes, { limit, leaseMs: 0, now }, tally);
+      const rows = this.claimRows(
+        routes,
+        this.routesWithWork(routes),
+        { limit, leaseMs: 0, now },
+        tally,
+      );
       const remove = this.sql('DELETE FROM entries WHERE queue_id = ?');
       for (const row of rows) {
         remove.run(row.queue_id);
