@@ -135,4 +135,62 @@ export const MIGRATIONS: Migration[] = [
       ) WITHOUT ROWID;
     `,
   },
+  {
+    version: 2,
+    name: 'leases and claim order move to the live index',
+    // Leases are held in memory from now on (live-index.ts): what was in flight is pending
+    // again, as after any restart. The indexes that kept claim order, delays, leases and TTLs
+    // are rebuilt in memory at start instead of being updated by every message; per-topic
+    // gauges likewise. The table is rebuilt without AUTOINCREMENT, whose sequence table was
+    // one more page in every enqueue commit: queue ids now come from the counter
+    // nextQueueId, written in the same commit as the rows that use them, so an id is still
+    // never reused.
+    up: `
+      CREATE TABLE entries_v2 (
+        queue_id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        dedupe_key TEXT,
+        target TEXT NOT NULL,
+        route_kind TEXT NOT NULL,
+        route_key TEXT NOT NULL,
+        topic TEXT,
+        priority INTEGER NOT NULL,
+        state TEXT NOT NULL,
+        enqueued_at INTEGER NOT NULL,
+        available_at INTEGER NOT NULL,
+        expires_at INTEGER,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        max_attempts INTEGER NOT NULL,
+        last_error TEXT,
+        assigned_to TEXT,
+        lease_expires_at INTEGER,
+        reason TEXT,
+        dead_lettered_at INTEGER,
+        history TEXT,
+        message TEXT NOT NULL
+      );
+      INSERT INTO entries_v2 (queue_id, message_id, dedupe_key, target, route_kind, route_key,
+        topic, priority, state, enqueued_at, available_at, expires_at, attempts, max_attempts,
+        last_error, assigned_to, lease_expires_at, reason, dead_lettered_at, history, message)
+      SELECT queue_id, message_id, dedupe_key, target, route_kind, route_key, topic, priority,
+        CASE state WHEN 'inflight' THEN 'pending' ELSE state END, enqueued_at, available_at,
+        expires_at, attempts, max_attempts, last_error, NULL, NULL, reason, dead_lettered_at,
+        history, message
+      FROM entries;
+
+      INSERT INTO counters (name, value) VALUES ('nextQueueId', 1 + MAX(
+        COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'entries'), 0),
+        COALESCE((SELECT MAX(queue_id) FROM entries), 0)));
+      UPDATE counters SET value = value + (SELECT value FROM counters WHERE name = 'inflight')
+        WHERE name = 'queued';
+      UPDATE counters SET value = 0 WHERE name = 'inflight';
+
+      DROP TABLE entries;
+      ALTER TABLE entries_v2 RENAME TO entries;
+      CREATE INDEX entries_dedupe ON entries (dedupe_key)
+        WHERE dedupe_key IS NOT NULL AND state <> 'dead';
+      CREATE INDEX entries_dead ON entries (dead_lettered_at, queue_id) WHERE state = 'dead';
+      DROP TABLE gauge_counts;
+    `,
+  },
 ];

@@ -47,9 +47,11 @@ import type {
   Store,
 } from '../store.ts';
 import { Checkpointer } from './checkpointer.ts';
+import { type LiveEntry, LiveIndex, type NewLiveEntry } from './live-index.ts';
 import { MIGRATIONS } from './migrations.ts';
+import { OwnerLock } from './owner-lock.ts';
 import { type AgentRow, type EntryRow, parseQueueId, toAgent, toEntry } from './rows.ts';
-import { NO_TOPIC, Tally } from './tally.ts';
+import { NO_TOPIC, type RateDelta, Tally } from './tally.ts';
 
 type Statement = Database.Statement;
 
@@ -63,25 +65,40 @@ const REQUEUE_SCAN_MAX = 10_000;
 /** Rate buckets of ten seconds: a five-minute window sums thirty rows. */
 export const RATE_BUCKET_MS = 10_000;
 
-const ENTRY_GAUGE_COLUMNS = 'queue_id, topic, route_kind, route_key, state, assigned_to';
+const ENTRY_GAUGE_COLUMNS = 'queue_id, topic, state';
 
 interface GaugeRow {
   queue_id: number;
   topic: string | null;
-  route_kind: string;
-  route_key: string;
   state: QueueEntry['state'];
-  assigned_to: string | null;
 }
+
+/** Rate buckets older than this are deleted; no window reads further back. */
+const RATE_RETENTION_MS = 3_600_000;
+const RATE_SAVE_INTERVAL_MS = 1_000;
+const RATE_KEYS = ['attempts', 'failures', 'deadLettered', 'enqueued', 'delivered'] as const;
 
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
   private readonly db: Database.Database;
   private readonly statements = new Map<string, Statement>();
   private readonly checkpointer: Checkpointer | null = null;
+  private readonly lock: OwnerLock | null = null;
+  /** Claim order, delays, leases and TTLs of the pending entries; see live-index.ts. */
+  private live = new LiveIndex();
+  /** topic → [pending (leased included), unused, dead]; rebuilt from the file at start. */
+  private topicGauges = new Map<string, number[]>();
+  /** Rate deltas not yet written, by bucket; see persistRates. */
+  private unsavedRates = new Map<number, RateDelta>();
+  private ratesSavedAt = 0;
+  /** The queue id the next enqueued entry gets; see migration 2. */
+  private nextQueueId = 1;
 
   constructor(file: string) {
-    if (file !== ':memory:') fs.mkdirSync(path.dirname(file), { recursive: true });
+    if (file !== ':memory:') {
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      this.lock = OwnerLock.acquire(path.resolve(file));
+    }
 
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
@@ -125,18 +142,26 @@ export class SqliteStore implements Store {
   }
 
   private tx<T>(work: (tally: Tally) => T, now = Date.now()): T {
+    let tally: Tally | undefined;
+    let result: T;
     try {
-      return this.db
+      result = this.db
         .transaction(() => {
-          const tally = new Tally(now);
-          const result = work(tally);
+          tally = new Tally(now);
+          const value = work(tally);
           this.flush(tally);
-          return result;
+          return value;
         })
         .immediate();
     } catch (err) {
       throw mapDriverError(err);
     }
+
+    // Committed: now the live index and the in-memory gauges may follow.
+    this.applyTally(tally as Tally);
+    for (const change of (tally as Tally).afterCommit) change();
+    this.persistRates(now);
+    return result;
   }
 
   private read<T>(work: () => T): T {
@@ -147,42 +172,71 @@ export class SqliteStore implements Store {
     }
   }
 
-  /** Writes a transaction's counter deltas: one statement per counter and gauge touched. */
+  /**
+   * Writes a transaction's counter deltas: one statement per counter touched, all on one
+   * page. Per-topic gauges and rates are not written here (see applyTally and persistRates):
+   * each table a commit touches is another page written to the WAL, ~10 µs apiece.
+   */
   private flush(tally: Tally): void {
     for (const [name, delta] of tally.counters) {
       if (delta !== 0) {
         this.sql('UPDATE counters SET value = value + ? WHERE name = ?').run(delta, name);
       }
     }
+  }
 
-    for (const [dim, key, [queued, inflight, dead]] of tally.gauges()) {
-      if (queued === 0 && inflight === 0 && dead === 0) continue;
-      this.sql(
-        `INSERT INTO gauge_counts (dim, key, queued, inflight, dead) VALUES (?, ?, ?, ?, ?)
-         ON CONFLICT (dim, key) DO UPDATE SET queued = queued + excluded.queued,
-           inflight = inflight + excluded.inflight, dead = dead + excluded.dead`,
-      ).run(dim, key, queued, inflight, dead);
-
-      // Keep the table as small as the set of topics and routes that hold entries.
-      if ((queued ?? 0) < 0 || (inflight ?? 0) < 0 || (dead ?? 0) < 0) {
-        this.sql(
-          `DELETE FROM gauge_counts
-           WHERE dim = ? AND key = ? AND queued = 0 AND inflight = 0 AND dead = 0`,
-        ).run(dim, key);
-      }
+  /** After a commit: topic gauges and rates follow in memory. */
+  private applyTally(tally: Tally): void {
+    for (const [dim, key, deltas] of tally.gauges()) {
+      if (dim !== 'topic') continue;
+      const gauge = this.topicGauges.get(key) ?? [0, 0, 0];
+      for (let i = 0; i < 3; i += 1) gauge[i] = (gauge[i] ?? 0) + (deltas[i] ?? 0);
+      if (gauge[0] === 0 && gauge[2] === 0) this.topicGauges.delete(key);
+      else this.topicGauges.set(key, gauge);
     }
 
     const r = tally.rate;
     if (r.attempts || r.failures || r.deadLettered || r.enqueued || r.delivered) {
       const bucket = Math.floor(tally.now / RATE_BUCKET_MS) * RATE_BUCKET_MS;
-      this.sql(
-        `INSERT INTO rate_buckets (bucket, attempts, failures, dead_lettered, enqueued, delivered)
-         VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (bucket) DO UPDATE SET attempts = attempts + excluded.attempts,
-           failures = failures + excluded.failures,
-           dead_lettered = dead_lettered + excluded.dead_lettered,
-           enqueued = enqueued + excluded.enqueued, delivered = delivered + excluded.delivered`,
-      ).run(bucket, r.attempts, r.failures, r.deadLettered, r.enqueued, r.delivered);
+      const unsaved = this.unsavedRates.get(bucket);
+      if (unsaved === undefined) this.unsavedRates.set(bucket, { ...r });
+      else for (const k of RATE_KEYS) unsaved[k] += r[k];
+    }
+  }
+
+  /**
+   * Rates are observability, not accounting: they are written at most once a second, in
+   * their own small transaction, so a crash loses at most the last second of them.
+   */
+  private persistRates(now: number, force = false): void {
+    if (this.unsavedRates.size === 0) return;
+    if (!force && now - this.ratesSavedAt < RATE_SAVE_INTERVAL_MS) return;
+
+    const unsaved = this.unsavedRates;
+    this.unsavedRates = new Map();
+    this.ratesSavedAt = now;
+    const upsert = this.sql(
+      `INSERT INTO rate_buckets (bucket, attempts, failures, dead_lettered, enqueued, delivered)
+       VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (bucket) DO UPDATE SET attempts = attempts + excluded.attempts,
+         failures = failures + excluded.failures,
+         dead_lettered = dead_lettered + excluded.dead_lettered,
+         enqueued = enqueued + excluded.enqueued, delivered = delivered + excluded.delivered`,
+    );
+    try {
+      this.db.transaction(() => {
+        for (const [bucket, r] of unsaved) {
+          upsert.run(bucket, r.attempts, r.failures, r.deadLettered, r.enqueued, r.delivered);
+        }
+        this.sql('DELETE FROM rate_buckets WHERE bucket < ?').run(now - RATE_RETENTION_MS);
+      })();
+    } catch {
+      // Kept for the next try: a rate total is not worth failing a request for.
+      for (const [bucket, r] of unsaved) {
+        const again = this.unsavedRates.get(bucket);
+        if (again === undefined) this.unsavedRates.set(bucket, r);
+        else for (const k of RATE_KEYS) again[k] += r[k];
+      }
     }
   }
 
@@ -206,6 +260,8 @@ export class SqliteStore implements Store {
             .run(migration.version, migration.name, Date.now());
         })();
       }
+
+      this.loadLive(Date.now());
     });
   }
 
@@ -220,9 +276,66 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (!this.db.open) return;
+    this.persistRates(Date.now(), true);
     await this.checkpointer?.stop();
     // A clean close checkpoints the WAL into the main file.
     this.db.close();
+    this.lock?.release();
+  }
+
+  /**
+   * Rebuilds the live index from the file: every pending entry, ready or delayed. Leases are
+   * not stored, so nothing is in flight after a start.
+   */
+  private loadLive(now: number): void {
+    const live = new LiveIndex();
+    const topics = new Map<string, number[]>();
+    const rows = this.db
+      .prepare(
+        `SELECT queue_id, route_kind, route_key, priority, topic, available_at, expires_at,
+           attempts FROM entries WHERE state = 'pending' ORDER BY queue_id`,
+      )
+      .raw()
+      .iterate() as IterableIterator<
+      [number, string, string, number, string | null, number, number | null, number]
+    >;
+    for (const [
+      id,
+      routeKind,
+      routeKey,
+      priority,
+      topic,
+      availableAt,
+      expiresAt,
+      attempts,
+    ] of rows) {
+      live.add({ id, routeKind, routeKey, priority, topic, availableAt, expiresAt }, now, attempts);
+      const key = topic ?? NO_TOPIC;
+      const gauge = topics.get(key);
+      if (gauge === undefined) topics.set(key, [1, 0, 0]);
+      else gauge[0] = (gauge[0] ?? 0) + 1;
+    }
+
+    const dead = this.db
+      .prepare(`SELECT topic, COUNT(*) AS n FROM entries WHERE state = 'dead' GROUP BY topic`)
+      .all() as { topic: string | null; n: number }[];
+    for (const { topic, n } of dead) {
+      const key = topic ?? NO_TOPIC;
+      const gauge = topics.get(key) ?? [0, 0, 0];
+      gauge[2] = (gauge[2] ?? 0) + n;
+      topics.set(key, gauge);
+    }
+
+    this.live = live;
+    this.topicGauges = topics;
+
+    const next = this.db.prepare(`SELECT value FROM counters WHERE name = 'nextQueueId'`).get() as {
+      value: number;
+    };
+    const max = this.db.prepare('SELECT MAX(queue_id) AS id FROM entries').get() as {
+      id: number | null;
+    };
+    this.nextQueueId = Math.max(next.value, (max.id ?? 0) + 1);
   }
 
   // Agents
@@ -367,25 +480,21 @@ export class SqliteStore implements Store {
         this.sql('DELETE FROM agent_capabilities WHERE agent_id = ?').run(id);
         this.sql('DELETE FROM subscriptions WHERE agent_id = ?').run(id);
 
-        // Leases held by the agent go back at once; those addressed to it alone have
-        // nowhere to go and join its pending direct entries in the dead-letter queue.
-        // Walks the in-flight set (the lease index), not the queue: rare, and bounded by
-        // what is leased right now.
-        const leased = this.sql(
-          `SELECT * FROM entries INDEXED BY entries_leases
-           WHERE state = 'inflight' AND lease_expires_at IS NOT NULL AND assigned_to = ?`,
-        ).all(id) as EntryRow[];
-        for (const row of leased) {
-          if (row.route_kind === 'agent' && row.route_key === id) {
-            this.deadLetter(row, reason, row.last_error, now, tally);
+        // Leases held by the agent go back at once, their attempt counted; those addressed
+        // to it alone have nowhere to go and join its pending direct entries in the
+        // dead-letter queue.
+        for (const entry of this.live.heldBy(id)) {
+          if (entry.route.kind === 'agent' && entry.route.target === id) {
+            this.deadLetter(entry, reason, undefined, now, tally);
             deadLettered += 1;
             continue;
           }
-          this.sql(
-            `UPDATE entries SET state = 'pending', assigned_to = NULL, lease_expires_at = NULL,
-               available_at = ? WHERE queue_id = ?`,
-          ).run(now, row.queue_id);
-          tally.move(row, 'inflight', 'pending');
+          this.sql('UPDATE entries SET attempts = ?, available_at = ? WHERE queue_id = ?').run(
+            entry.attempt,
+            now,
+            entry.id,
+          );
+          tally.afterCommit.push(() => this.live.release(entry, now, now));
           released += 1;
         }
       }
@@ -408,23 +517,11 @@ export class SqliteStore implements Store {
   }
 
   async inflightByAgent(): Promise<Map<string, number>> {
-    return this.read(() => {
-      const rows = this.sql(
-        `SELECT key AS id, inflight AS n FROM gauge_counts WHERE dim = 'holder' AND inflight > 0`,
-      ).all() as { id: string; n: number }[];
-      return new Map(rows.map((row) => [row.id, row.n]));
-    });
+    return this.live.inflightByHolder();
   }
 
   async inflightOf(agentId: string): Promise<number> {
-    return this.read(
-      () =>
-        (
-          (this.sql(`SELECT inflight AS n FROM gauge_counts WHERE dim = 'holder' AND key = ?`).get(
-            agentId,
-          ) as { n: number } | undefined) ?? { n: 0 }
-        ).n,
-    );
+    return this.live.inflightOf(agentId);
   }
 
   // Subscriptions
@@ -494,13 +591,20 @@ export class SqliteStore implements Store {
       // Positional parameters: binding fifteen named ones cost ~8 µs a row in
       // better-sqlite3 (measured on the 2-core machine), a third of the whole insert.
       const insert = this.sql(
-        `INSERT INTO entries (message_id, dedupe_key, target, route_kind, route_key, topic,
-           priority, state, enqueued_at, available_at, expires_at, attempts, max_attempts,
-           reason, dead_lettered_at, message)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`,
+        `INSERT INTO entries (queue_id, message_id, dedupe_key, target, route_kind, route_key,
+           topic, priority, state, enqueued_at, available_at, expires_at, attempts,
+           max_attempts, reason, dead_lettered_at, message)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`,
       );
+      let nextId = this.nextQueueId;
 
-      return entries.map((entry) => {
+      const added: NewLiveEntry[] = [];
+      tally.afterCommit.push(() => {
+        this.nextQueueId = nextId;
+        for (const fields of added) this.live.add(fields, now);
+      });
+
+      const outcomes = entries.map((entry) => {
         const existing =
           entry.dedupeKey === null
             ? undefined
@@ -513,7 +617,10 @@ export class SqliteStore implements Store {
         const dead =
           entry.requireRegistered &&
           this.sql('SELECT 1 FROM agents WHERE id = ?').get(entry.routeKey) === undefined;
-        const result = insert.run(
+        const id = nextId;
+        nextId += 1;
+        insert.run(
+          id,
           entry.message.id,
           entry.dedupeKey,
           entry.message.target,
@@ -531,144 +638,112 @@ export class SqliteStore implements Store {
           entry.messageJson,
         );
 
-        const key = {
-          topic: entry.message.topic,
-          route_kind: entry.routeKind,
-          route_key: entry.routeKey,
-        };
         tally.count('enqueued');
         tally.rate.enqueued += 1;
-        tally.move(key, null, dead ? 'dead' : 'pending');
+        tally.move(entry.message, null, dead ? 'dead' : 'pending');
         if (dead) {
           tally.count('deadLettered');
           tally.rate.deadLettered += 1;
+        } else {
+          added.push({
+            id,
+            routeKind: entry.routeKind,
+            routeKey: entry.routeKey,
+            priority: entry.priority,
+            topic: entry.message.topic,
+            availableAt: entry.availableAt,
+            expiresAt: entry.expiresAt,
+          });
         }
 
-        return { queueId: String(result.lastInsertRowid), duplicate: false };
+        return { queueId: String(id), duplicate: false };
       });
+
+      // The next id is stored with the rows that used this range, so no restart reuses one
+      // of them, even once they are acknowledged and deleted.
+      if (nextId !== this.nextQueueId) {
+        this.sql(`UPDATE counters SET value = ? WHERE name = 'nextQueueId'`).run(nextId);
+      }
+      return outcomes;
     }, now);
   }
 
-  /**
-   * The claim: one UPDATE over the union of the agent's routes, each read from the claim
-   * index in claim order and cut at `limit`, so the work is O(routes × limit) whatever the
-   * depth of the queue. Statements are cached per number of routes.
-   */
-  private claimStatement(routeCount: number): Statement {
-    const filter = `state = 'pending' AND route_kind = ? AND route_key = ? AND available_at <= @now
-          AND (expires_at IS NULL OR expires_at > @now)`;
-
-    // One route reads the claim index in order and needs no merge.
-    if (routeCount === 1) {
-      return this.sql(
-        `UPDATE entries SET state = 'inflight', attempts = attempts + 1, assigned_to = @agentId,
-           lease_expires_at = @leaseUntil
-         WHERE queue_id IN (SELECT queue_id FROM entries WHERE ${filter}
-           ORDER BY priority, available_at, queue_id LIMIT @limit)
-         RETURNING queue_id, attempts, message, topic, route_kind, route_key, priority,
-           available_at, assigned_to`,
-      );
-    }
-
-    const branch = `SELECT * FROM (SELECT queue_id, priority, available_at FROM entries
-        WHERE ${filter} ORDER BY priority, available_at, queue_id LIMIT @limit)`;
-    const union = Array.from({ length: routeCount }, () => branch).join(' UNION ALL ');
-
-    return this.sql(
-      `UPDATE entries SET state = 'inflight', attempts = attempts + 1, assigned_to = @agentId,
-         lease_expires_at = @leaseUntil
-       WHERE queue_id IN (
-         SELECT queue_id FROM (${union}) ORDER BY priority, available_at, queue_id LIMIT @limit)
-       RETURNING queue_id, attempts, message, topic, route_kind, route_key, priority,
-         available_at, assigned_to`,
-    );
-  }
-
-  /**
-   * The agent's routes that hold pending entries, from the maintained route gauges: most
-   * agents have no direct messages, and a claim that skips their empty routes is a plain
-   * index range read instead of a merge of several.
-   */
-  private routesWithWork(routes: AgentRoutes): string[] {
+  /** The keys of the routes an agent takes deliveries from. */
+  private routeKeys(routes: AgentRoutes): string[] {
     const keys = [`agent:${routes.agentId}`, `type:${routes.type}`];
     for (const capability of routes.capabilities) keys.push(`capability:${capability}`);
-
-    const present = this.sql(
-      `SELECT key FROM gauge_counts WHERE dim = 'route' AND queued > 0
-         AND key IN (SELECT value FROM json_each(?))`,
-    ).all(JSON.stringify(keys)) as { key: string }[];
-    const withWork = new Set(present.map((row) => row.key));
-
-    const params: string[] = [];
-    for (const key of keys) {
-      if (!withWork.has(key)) continue;
-      const split = key.indexOf(':');
-      params.push(key.slice(0, split), key.slice(split + 1));
-    }
-    return params;
+    return keys;
   }
 
-  /** `routeParams` are routesWithWork(routes), read in this same synchronous turn. */
-  private claimRows(
-    routes: AgentRoutes,
-    routeParams: string[],
-    options: ClaimOptions,
-    tally: Tally,
-  ): ClaimedRow[] {
-    if (routeParams.length === 0) return [];
-
-    const leaseUntil = options.now + options.leaseMs;
-    const rows = this.claimStatement(routeParams.length / 2).all(...routeParams, {
-      now: options.now,
-      limit: options.limit,
-      agentId: routes.agentId,
-      leaseUntil,
-    }) as ClaimedRow[];
-
-    // RETURNING comes back in rowid order; deliveries go out in claim order.
-    rows.sort(
-      (a, b) =>
-        a.priority - b.priority || a.available_at - b.available_at || a.queue_id - b.queue_id,
-    );
-
-    for (const row of rows) tally.move(row, 'pending', 'inflight');
-    tally.rate.attempts += rows.length;
-    return rows;
+  /**
+   * Reads the stored rows of entries just taken from the live index: one statement for the
+   * batch, by primary key. The rows come back in rowid order; `entries` is in claim order.
+   */
+  private claimedRows(entries: LiveEntry[]): Map<number, ClaimedRow> {
+    const rows = this.sql(
+      `SELECT queue_id, attempts, message FROM entries
+       WHERE queue_id IN (SELECT value FROM json_each(?))`,
+    ).all(JSON.stringify(entries.map((entry) => entry.id))) as ClaimedRow[];
+    return new Map(rows.map((row) => [row.queue_id, row]));
   }
 
+  /**
+   * The claim: entries taken from the live index in claim order, their messages read by
+   * primary key. Nothing is written: the lease lives in memory (see live-index.ts), so a poll
+   * costs no commit, and the attempt is stored when the lease ends without an ack.
+   */
   async claim(routes: AgentRoutes, options: ClaimOptions): Promise<Delivery[]> {
-    // Most polls of an idle or keeping-up agent find nothing: answer those from the route
-    // gauges without taking the write lock or committing an empty transaction.
-    // better-sqlite3 is synchronous and nothing awaits between this read and the
-    // transaction, so the routes it found are still the ones with work inside it.
-    const routeParams = this.read(() => this.routesWithWork(routes));
-    if (routeParams.length === 0) return [];
+    const taken = this.live.take(this.routeKeys(routes), options.limit, options.now);
+    if (taken.length === 0) return [];
 
-    return this.tx((tally) => {
-      const leaseExpiresAt = options.now + options.leaseMs;
-      return this.claimRows(routes, routeParams, options, tally).map((row) =>
-        toDelivery(row, leaseExpiresAt),
-      );
-    }, options.now);
+    let rows: Map<number, ClaimedRow>;
+    try {
+      rows = this.read(() => this.claimedRows(taken));
+    } catch (err) {
+      this.live.putBack(taken, options.now);
+      throw err;
+    }
+
+    const leaseExpiresAt = options.now + options.leaseMs;
+    const deliveries: Delivery[] = [];
+    for (const entry of taken) {
+      const row = rows.get(entry.id);
+      // Every live entry has its row; one that does not is left out of the index for good.
+      if (row === undefined) continue;
+      this.live.lease(entry, routes.agentId, leaseExpiresAt, row.attempts + 1);
+      deliveries.push(toDelivery(entry.id, row.attempts + 1, row.message, leaseExpiresAt));
+    }
+    const tally = new Tally(options.now);
+    tally.rate.attempts = deliveries.length;
+    this.applyTally(tally);
+    return deliveries;
   }
 
   async claimAndAck(routes: AgentRoutes, limit: number, now: number): Promise<Delivery[]> {
-    return this.tx((tally) => {
-      const rows = this.claimRows(
-        routes,
-        this.routesWithWork(routes),
-        { limit, leaseMs: 0, now },
-        tally,
-      );
-      const remove = this.sql('DELETE FROM entries WHERE queue_id = ?');
-      for (const row of rows) {
-        remove.run(row.queue_id);
-        tally.move(row, 'inflight', null);
-      }
-      tally.count('delivered', rows.length);
-      tally.rate.delivered += rows.length;
-      return rows.map((row) => toDelivery(row, now));
-    }, now);
+    const taken = this.live.take(this.routeKeys(routes), limit, now);
+    if (taken.length === 0) return [];
+
+    try {
+      return this.tx((tally) => {
+        const rows = this.claimedRows(taken);
+        const remove = this.sql('DELETE FROM entries WHERE queue_id = ?');
+        const deliveries: Delivery[] = [];
+        for (const entry of taken) {
+          const row = rows.get(entry.id);
+          if (row === undefined) continue;
+          remove.run(entry.id);
+          tally.move(entry, 'pending', null);
+          deliveries.push(toDelivery(entry.id, row.attempts + 1, row.message, now));
+        }
+        tally.count('delivered', deliveries.length);
+        tally.rate.delivered += deliveries.length;
+        tally.rate.attempts += deliveries.length;
+        return deliveries;
+      }, now);
+    } catch (err) {
+      this.live.putBack(taken, now);
+      throw err;
+    }
   }
 
   async ack(
@@ -676,73 +751,81 @@ export class SqliteStore implements Store {
     agentId: string | undefined,
     now: number,
   ): Promise<{ acked: number; rejected: { queueId: string; why: string }[] }> {
-    void now;
-    return this.tx((tally) => {
-      const ids = queueIds.map(parseQueueId);
+    // Leases are in memory: who holds what is known before the transaction, which only
+    // deletes the rows.
+    const accepted: LiveEntry[] = [];
+    const rejected: { queueId: string; why: string }[] = [];
+    const seen = new Set<number>();
+    for (const queueId of queueIds) {
+      const id = parseQueueId(queueId);
+      const entry = id === null ? undefined : this.live.leased(id);
+      if (entry === undefined || seen.has(entry.id)) {
+        rejected.push({ queueId, why: this.whyNotLeased(id, agentId) });
+        continue;
+      }
+      if (agentId !== undefined && entry.holder !== agentId) {
+        rejected.push({ queueId, why: 'not_lease_holder' });
+        continue;
+      }
+      seen.add(entry.id);
+      accepted.push(entry);
+    }
+    if (accepted.length === 0) return { acked: 0, rejected };
 
+    return this.tx((tally) => {
       // One set-based DELETE for the whole batch: a statement per id cost about twice as
       // much per acknowledged message (measured with a 250-id batch).
-      const rows = this.sql(
-        `DELETE FROM entries
-         WHERE queue_id IN (SELECT value FROM json_each(?)) AND state = 'inflight'
-           AND (? IS NULL OR assigned_to = ?)
-         RETURNING ${ENTRY_GAUGE_COLUMNS}`,
-      ).all(
-        JSON.stringify(ids.filter((id) => id !== null)),
-        agentId ?? null,
-        agentId ?? null,
-      ) as GaugeRow[];
-
-      for (const row of rows) tally.move(row, 'inflight', null);
-      tally.count('delivered', rows.length);
-      tally.rate.delivered += rows.length;
-
-      const rejected: { queueId: string; why: string }[] = [];
-      if (rows.length < queueIds.length) {
-        const removed = new Set(rows.map((row) => row.queue_id));
-        for (const [i, queueId] of queueIds.entries()) {
-          const id = ids[i] ?? null;
-          if (id !== null && removed.has(id)) {
-            // The same id twice in one request: the first acknowledged it.
-            removed.delete(id);
-            continue;
-          }
-          rejected.push({ queueId, why: this.whyNotLeased(id, agentId) });
-        }
-      }
-
-      return { acked: rows.length, rejected };
+      this.sql('DELETE FROM entries WHERE queue_id IN (SELECT value FROM json_each(?))').run(
+        JSON.stringify(accepted.map((entry) => entry.id)),
+      );
+      for (const entry of accepted) tally.move(entry, 'pending', null);
+      tally.count('delivered', accepted.length);
+      tally.rate.delivered += accepted.length;
+      tally.afterCommit.push(() => {
+        for (const entry of accepted) this.live.remove(entry);
+      });
+      return { acked: accepted.length, rejected };
     }, now);
   }
 
+  /** Why an id cannot be acknowledged or failed: it is not leased right now. */
   private whyNotLeased(id: number | null, agentId: string | undefined): string {
     if (id === null) return 'unknown_queue_id';
-    const row = this.sql('SELECT state, assigned_to FROM entries WHERE queue_id = ?').get(id) as
-      | { state: string; assigned_to: string | null }
+    const leased = this.live.leased(id);
+    if (leased !== undefined) {
+      return agentId !== undefined && leased.holder !== agentId ? 'not_lease_holder' : 'not_leased';
+    }
+    const row = this.sql('SELECT state FROM entries WHERE queue_id = ?').get(id) as
+      | { state: string }
       | undefined;
     if (row === undefined) return 'unknown_queue_id';
-    if (row.state !== 'inflight') return `not_leased (${row.state})`;
-    return agentId !== undefined && row.assigned_to !== agentId ? 'not_lease_holder' : 'not_leased';
+    return `not_leased (${row.state})`;
   }
 
   async fail(queueIds: string[], options: FailOptions, backoff: BackoffFn): Promise<FailOutcome> {
+    const outcome: FailOutcome = { retried: 0, deadLettered: 0, rejected: [] };
+    const failing: LiveEntry[] = [];
+    const seen = new Set<number>();
+    for (const queueId of queueIds) {
+      const id = parseQueueId(queueId);
+      const entry = id === null ? undefined : this.live.leased(id);
+      if (
+        entry === undefined ||
+        seen.has(entry.id) ||
+        (options.agentId !== undefined && entry.holder !== options.agentId)
+      ) {
+        outcome.rejected.push({ queueId, why: this.whyNotLeased(id, options.agentId) });
+        continue;
+      }
+      seen.add(entry.id);
+      failing.push(entry);
+    }
+    if (failing.length === 0) return outcome;
+
     return this.tx((tally) => {
-      const outcome: FailOutcome = { retried: 0, deadLettered: 0, rejected: [] };
-      const find = this.sql(`SELECT * FROM entries WHERE queue_id = ? AND state = 'inflight'`);
-
-      for (const queueId of queueIds) {
-        const id = parseQueueId(queueId);
-        const row = id === null ? undefined : (find.get(id) as EntryRow | undefined);
-        if (
-          row === undefined ||
-          (options.agentId !== undefined && row.assigned_to !== options.agentId)
-        ) {
-          outcome.rejected.push({ queueId, why: this.whyNotLeased(id, options.agentId) });
-          continue;
-        }
-
+      for (const entry of failing) {
         const verdict = this.failOne(
-          row,
+          entry,
           options.error,
           options.retry,
           options.delayMs,
@@ -753,14 +836,13 @@ export class SqliteStore implements Store {
         if (verdict === 'dead') outcome.deadLettered += 1;
         else outcome.retried += 1;
       }
-
       return outcome;
     }, options.now);
   }
 
   /** One failed attempt: retry after backoff, or dead-letter when the budget is spent. */
   private failOne(
-    row: EntryRow,
+    entry: LiveEntry,
     error: string,
     retry: boolean,
     delayMs: number | undefined,
@@ -771,66 +853,76 @@ export class SqliteStore implements Store {
     tally.count('failed');
     tally.rate.failures += 1;
 
-    if (!retry || row.attempts >= row.max_attempts) {
-      this.deadLetter(row, retry ? 'max_attempts' : 'rejected', error, now, tally);
+    const { max_attempts: maxAttempts } = this.sql(
+      'SELECT max_attempts FROM entries WHERE queue_id = ?',
+    ).get(entry.id) as { max_attempts: number };
+    if (!retry || entry.attempt >= maxAttempts) {
+      this.deadLetter(entry, retry ? 'max_attempts' : 'rejected', error, now, tally);
       return 'dead';
     }
 
+    const availableAt = now + (delayMs ?? backoff(entry.attempt));
     this.sql(
-      `UPDATE entries SET state = 'pending', assigned_to = NULL, lease_expires_at = NULL,
-         available_at = ?, last_error = ? WHERE queue_id = ?`,
-    ).run(now + (delayMs ?? backoff(row.attempts)), error, row.queue_id);
-    tally.move(row, 'inflight', 'pending');
+      'UPDATE entries SET attempts = ?, available_at = ?, last_error = ? WHERE queue_id = ?',
+    ).run(entry.attempt, availableAt, error, entry.id);
+    tally.afterCommit.push(() => this.live.release(entry, availableAt, now));
     tally.count('retried');
     return 'retried';
   }
 
+  /**
+   * A live entry (pending or leased) to the dead-letter queue. `error` replaces the stored
+   * last error when given. The attempts stored are those made, the current lease included.
+   */
   private deadLetter(
-    row: EntryRow,
+    entry: LiveEntry,
     reason: DeadLetterReason,
-    error: string | null,
+    error: string | undefined,
     now: number,
     tally: Tally,
   ): void {
     this.sql(
-      `UPDATE entries SET state = 'dead', reason = ?, dead_lettered_at = ?, last_error = ?,
-         assigned_to = NULL, lease_expires_at = NULL WHERE queue_id = ?`,
-    ).run(reason, now, error, row.queue_id);
-    tally.move(row, row.state, 'dead');
+      `UPDATE entries SET state = 'dead', reason = ?, dead_lettered_at = ?,
+         last_error = COALESCE(?, last_error), attempts = ? WHERE queue_id = ?`,
+    ).run(reason, now, error ?? null, entry.attempt, entry.id);
+    tally.move(entry, 'pending', 'dead');
     tally.count('deadLettered');
     tally.rate.deadLettered += 1;
+    tally.afterCommit.push(() => this.live.remove(entry));
   }
 
   async releaseExpiredLeases(now: number, backoff: BackoffFn, limit: number): Promise<number> {
-    return this.tx((tally) => {
-      const rows = this.sql(
-        `SELECT * FROM entries WHERE state = 'inflight' AND lease_expires_at <= ?
-         ORDER BY lease_expires_at LIMIT ?`,
-      ).all(now, limit) as EntryRow[];
+    const expired = this.live.expiredLeases(now, limit);
+    if (expired.length === 0) return 0;
 
-      for (const row of rows)
-        this.failOne(row, 'lease expired', true, undefined, now, backoff, tally);
-      return rows.length;
+    return this.tx((tally) => {
+      for (const entry of expired) {
+        this.failOne(entry, 'lease expired', true, undefined, now, backoff, tally);
+      }
+      return expired.length;
     }, now);
   }
 
   async expireEntries(now: number, limit: number): Promise<number> {
-    return this.tx((tally) => {
-      const rows = this.sql(
-        `SELECT * FROM entries WHERE expires_at IS NOT NULL AND expires_at <= ? AND state <> 'dead'
-         ORDER BY expires_at LIMIT ?`,
-      ).all(now, limit) as EntryRow[];
+    const expired = this.live.expired(now, limit);
+    if (expired.length === 0) {
+      // The sweep runs when nothing else may: it is what saves the rates of a quiet swarm.
+      this.persistRates(now);
+      return 0;
+    }
 
-      for (const row of rows) {
-        this.deadLetter(row, 'expired', row.last_error, now, tally);
-        tally.count('expired');
-      }
-
-      // The sweeper runs every fraction of a second, so it also keeps the rate buckets to
-      // the last hour: no window reads further back.
-      this.sql('DELETE FROM rate_buckets WHERE bucket < ?').run(now - 3_600_000);
-      return rows.length;
-    }, now);
+    try {
+      return this.tx((tally) => {
+        for (const entry of expired) {
+          this.deadLetter(entry, 'expired', undefined, now, tally);
+          tally.count('expired');
+        }
+        return expired.length;
+      }, now);
+    } catch (err) {
+      this.live.keepExpiring(expired);
+      throw err;
+    }
   }
 
   async deadLetterUnroutable(
@@ -844,14 +936,9 @@ export class SqliteStore implements Store {
       for (const id of agentIds) {
         if (count >= limit) break;
         // An agent that registered again in the meantime keeps its messages.
-        const rows = this.sql(
-          `SELECT * FROM entries
-           WHERE route_kind = 'agent' AND route_key = ? AND state = 'pending'
-             AND NOT EXISTS (SELECT 1 FROM agents WHERE id = ?)
-           LIMIT ?`,
-        ).all(id, id, limit - count) as EntryRow[];
-        for (const row of rows) {
-          this.deadLetter(row, reason, row.last_error, now, tally);
+        if (this.sql('SELECT 1 FROM agents WHERE id = ?').get(id) !== undefined) continue;
+        for (const entry of this.live.pendingOf(`agent:${id}`, limit - count)) {
+          this.deadLetter(entry, reason, undefined, now, tally);
           count += 1;
         }
       }
@@ -866,7 +953,17 @@ export class SqliteStore implements Store {
       const row = this.sql('SELECT * FROM entries WHERE queue_id = ?').get(id) as
         | EntryRow
         | undefined;
-      return row === undefined ? null : toEntry(row);
+      if (row === undefined) return null;
+
+      // A lease is in memory only: the stored row of a leased entry says pending.
+      const leased = this.live.leased(id);
+      if (leased !== undefined) {
+        row.state = 'inflight';
+        row.attempts = leased.attempt;
+        row.assigned_to = leased.holder;
+        row.lease_expires_at = leased.leaseUntil;
+      }
+      return toEntry(row);
     });
   }
 
@@ -1020,6 +1117,20 @@ export class SqliteStore implements Store {
         );
         tally.move(row, 'dead', 'pending');
         tally.count('requeued');
+        tally.afterCommit.push(() =>
+          this.live.add(
+            {
+              id: row.queue_id,
+              routeKind: row.route_kind,
+              routeKey: row.route_key,
+              priority: row.priority,
+              topic: row.topic,
+              availableAt: options.now,
+              expiresAt: ttlMs === undefined ? null : options.now + ttlMs,
+            },
+            options.now,
+          ),
+        );
       }
 
       const dead = this.deadCount();
@@ -1061,38 +1172,31 @@ export class SqliteStore implements Store {
     after: number,
     upTo: number,
   ): Promise<{ kind: RouteCount['kind']; key: string; count: number }[]> {
-    // A range of entries_ready no wider than one sweep interval: only what just ripened.
-    return this.read(
-      () =>
-        this.sql(
-          `SELECT route_kind AS kind, route_key AS key, COUNT(*) AS count FROM entries
-           WHERE state = 'pending' AND available_at > ? AND available_at <= ?
-           GROUP BY route_kind, route_key`,
-        ).all(after, upTo) as { kind: RouteCount['kind']; key: string; count: number }[],
-    );
+    // The live index knows what ripened, whether the sweep or a claim moved it: every route
+    // that gained ready entries since the last call is reported once.
+    void after;
+    const out: { kind: RouteCount['kind']; key: string; count: number }[] = [];
+    for (const [key, count] of this.live.drainRipened(upTo)) {
+      const route = this.live.existingRoute(key);
+      if (route !== undefined) {
+        out.push({ kind: route.kind as RouteCount['kind'], key: route.target, count });
+      }
+    }
+    return out;
   }
 
   async gauges(now: number): Promise<Gauges> {
     return this.read(() => {
       const counters = this.counterValues();
 
-      // Both reads use entries_ready: a range count over delayed entries only, and the
-      // first index entry at or before now.
-      const delayed = (
-        this.sql(
-          `SELECT COUNT(*) AS n FROM entries WHERE state = 'pending' AND available_at > ?`,
-        ).get(now) as { n: number }
-      ).n;
-      const oldest = this.sql(
-        `SELECT MIN(available_at) AS at FROM entries WHERE state = 'pending' AND available_at <= ?`,
-      ).get(now) as { at: number | null };
-
+      // Stored "queued" counts every pending row, leased ones included: leases are in memory.
+      const inflight = this.live.inflight;
       return {
-        queued: Math.max(0, counters.queued ?? 0),
-        delayed,
-        inflight: Math.max(0, counters.inflight ?? 0),
+        queued: Math.max(0, (counters.queued ?? 0) - inflight),
+        delayed: this.live.delayed,
+        inflight,
         deadLettered: Math.max(0, counters.dead ?? 0),
-        oldestReadyAt: oldest.at,
+        oldestReadyAt: this.live.oldestReadyAt(now),
       };
     });
   }
@@ -1106,41 +1210,23 @@ export class SqliteStore implements Store {
   }
 
   async byTopic(): Promise<Record<string, TopicGauges>> {
-    return this.read(() => {
-      const rows = this.sql(
-        `SELECT key, queued, inflight, dead FROM gauge_counts WHERE dim = 'topic' ORDER BY key`,
-      ).all() as { key: string; queued: number; inflight: number; dead: number }[];
-
-      const byTopic: Record<string, TopicGauges> = {};
-      for (const row of rows) {
-        if (row.queued === 0 && row.inflight === 0 && row.dead === 0) continue;
-        byTopic[row.key === NO_TOPIC ? NO_TOPIC : row.key] = {
-          queued: row.queued,
-          inflight: row.inflight,
-          deadLettered: row.dead,
-        };
-      }
-      return byTopic;
-    });
+    const byTopic: Record<string, TopicGauges> = {};
+    for (const key of [...this.topicGauges.keys()].sort()) {
+      const [pending = 0, , dead = 0] = this.topicGauges.get(key) as number[];
+      // The stored state of a leased entry is pending: leases are in memory.
+      const inflight = this.live.inflightOfTopic(key === NO_TOPIC ? null : key);
+      byTopic[key] = { queued: pending - inflight, inflight, deadLettered: dead };
+    }
+    return byTopic;
   }
 
   async routeCounts(): Promise<RouteCount[]> {
-    return this.read(() => {
-      const rows = this.sql(
-        `SELECT key, queued, inflight FROM gauge_counts
-         WHERE dim = 'route' AND (queued > 0 OR inflight > 0)`,
-      ).all() as { key: string; queued: number; inflight: number }[];
-
-      return rows.map((row) => {
-        const split = row.key.indexOf(':');
-        return {
-          kind: row.key.slice(0, split) as RouteCount['kind'],
-          key: row.key.slice(split + 1),
-          pending: row.queued,
-          inflight: row.inflight,
-        };
-      });
-    });
+    return this.live.routeCounts().map(({ route, pending, inflight }) => ({
+      kind: route.kind as RouteCount['kind'],
+      key: route.target,
+      pending,
+      inflight,
+    }));
   }
 
   async stats(): Promise<Stats> {
@@ -1162,6 +1248,16 @@ export class SqliteStore implements Store {
            COALESCE(SUM(enqueued), 0) AS enqueued, COALESCE(SUM(delivered), 0) AS delivered
          FROM rate_buckets WHERE bucket >= ?`,
       ).get(bucket) as RateTotals;
+
+      // What is not written yet counts too.
+      for (const [at, r] of this.unsavedRates) {
+        if (at < bucket) continue;
+        row.deliveryAttempts += r.attempts;
+        row.deliveryFailures += r.failures;
+        row.deadLettered += r.deadLettered;
+        row.enqueued += r.enqueued;
+        row.delivered += r.delivered;
+      }
       return row;
     });
   }
@@ -1267,24 +1363,22 @@ interface ClaimedRow {
   queue_id: number;
   attempts: number;
   message: string;
-  topic: string | null;
-  route_kind: string;
-  route_key: string;
-  priority: number;
-  available_at: number;
-  assigned_to: string;
 }
 
 /**
  * The message is parsed only if someone reads it: a poll answer splices the stored text
  * (MESSAGE_JSON) and never needs the object.
  */
-function toDelivery(row: ClaimedRow, leaseExpiresAt: number): Delivery {
-  const json = row.message;
+function toDelivery(
+  queueId: number,
+  attempt: number,
+  json: string,
+  leaseExpiresAt: number,
+): Delivery {
   let parsed: Message | undefined;
   const delivery: Delivery = {
-    queueId: String(row.queue_id),
-    attempt: row.attempts,
+    queueId: String(queueId),
+    attempt,
     leaseExpiresAt,
     get message(): Message {
       parsed ??= JSON.parse(json) as Message;

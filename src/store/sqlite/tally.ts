@@ -13,13 +13,10 @@ export interface RateDelta {
   delivered: number;
 }
 
-/** The fields of an entry that its gauges are keyed by. */
+/** The field of an entry that its stored gauges are keyed by. Per-route and per-holder
+ * counts live in the live index (live-index.ts), not in the file. */
 export interface GaugeKey {
   topic: string | null;
-  route_kind: string;
-  route_key: string;
-  /** The lease holder on the in-flight side of a move, for per-agent in-flight counts. */
-  assigned_to?: string | null;
 }
 
 const GAUGE_OF: Record<EntryState, 0 | 1 | 2> = { pending: 0, inflight: 1, dead: 2 };
@@ -43,6 +40,9 @@ export class Tally {
     delivered: 0,
   };
 
+  /** Changes to the live index, made only once the transaction has committed. */
+  readonly afterCommit: (() => void)[] = [];
+
   /** The transaction's time, for the rate bucket its deltas land in. */
   constructor(readonly now: number) {}
 
@@ -58,17 +58,6 @@ export class Tally {
     if (to !== null) this.count(COUNTER_OF[to], 1);
 
     this.gauge('topic', entry.topic ?? NO_TOPIC, from, to);
-    this.gauge('route', `${entry.route_kind}:${entry.route_key}`, from, to);
-
-    const holder = entry.assigned_to;
-    if (holder !== undefined && holder !== null && (from === 'inflight' || to === 'inflight')) {
-      this.gauge(
-        'holder',
-        holder,
-        from === 'inflight' ? 'inflight' : null,
-        to === 'inflight' ? 'inflight' : null,
-      );
-    }
   }
 
   /** Every gauge row a transaction touched, with its deltas. */
