@@ -93,3 +93,19 @@ fs.rmSync(dir, { recursive: true });
   );
   await s2.close();
 }
+{
+  const dir3 = fs.mkdtempSync(path.join(os.tmpdir(), 'mb-'));
+  const s3 = new SqliteStore(path.join(dir3, 's.db'));
+  await s3.migrate();
+  for (const group of [1, 10]) {
+    const M = 5000;
+    const t3 = performance.now();
+    for (let i = 0; i < M; i += group) {
+      await Promise.all(Array.from({ length: group }, (_, j) => s3.enqueue([entry(i + j)], now)));
+    }
+    console.log(
+      `grouped ${group}: ${(((performance.now() - t3) * 1000) / M).toFixed(1)} us per enqueue`,
+    );
+  }
+  await s3.close();
+}

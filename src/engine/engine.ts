@@ -48,7 +48,6 @@ import type {
 } from './contract.ts';
 import { decodeCursor, encodeCursor } from './cursor.ts';
 import { Dispatcher } from './dispatcher.ts';
-import { EnqueueBatcher } from './enqueue-batcher.ts';
 import { buildCopies, buildEntry, normalizeMessage } from './messages.ts';
 import { Observer, queueGauges } from './observe.ts';
 import { createHttpTransport, type PushTransport } from './transport.ts';
@@ -84,7 +83,6 @@ export class SwarmEngine implements SwarmApi {
   private readonly waiters = new Waiters();
   private readonly dispatcher: Dispatcher;
   private readonly observer: Observer;
-  private readonly batcher: EnqueueBatcher;
   private readonly backoff: BackoffFn;
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly loops: boolean;
@@ -122,7 +120,6 @@ export class SwarmEngine implements SwarmApi {
       this.startedAt,
       this.dispatcher.lastPicked,
     );
-    this.batcher = new EnqueueBatcher((entries) => this.store.enqueue(entries, this.clock.now()));
   }
 
   /** Starts the background loops. */
@@ -148,7 +145,6 @@ export class SwarmEngine implements SwarmApi {
     for (const timer of this.timers) clearInterval(timer);
     this.waiters.notifyAll();
     await this.dispatcher.idle();
-    await this.batcher.idle();
     await this.transport.close();
   }
 
@@ -366,7 +362,11 @@ export class SwarmEngine implements SwarmApi {
       }
     }
 
-    const outcomes = await this.batcher.enqueue(planned.flatMap((p) => p.entries));
+    // The store commits the enqueues and acks of one event-loop turn together.
+    const outcomes = await this.store.enqueue(
+      planned.flatMap((p) => p.entries),
+      this.clock.now(),
+    );
     this.afterEnqueue(planned.flatMap((p) => p.entries));
 
     let offset = 0;
@@ -418,7 +418,7 @@ export class SwarmEngine implements SwarmApi {
       return { ...entry, message: copy, messageJson: JSON.stringify(copy) };
     });
 
-    const outcomes = await this.batcher.enqueue(entries);
+    const outcomes = await this.store.enqueue(entries, this.clock.now());
     this.afterEnqueue(entries);
     const created = outcomes.filter((o) => !o.duplicate).map((o) => o.queueId);
     return { enqueued: created.length, queueIds: created };

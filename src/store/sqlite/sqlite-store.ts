@@ -76,6 +76,15 @@ interface GaugeRow {
 /** Rate buckets older than this are deleted; no window reads further back. */
 const RATE_RETENTION_MS = 3_600_000;
 const RATE_SAVE_INTERVAL_MS = 1_000;
+/** A group this large commits at once rather than waiting for the turn to end. */
+const MAX_GROUP_ROWS = 5_000;
+
+interface GroupJob {
+  now: number;
+  work: (tally: Tally) => unknown;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
 const RATE_KEYS = ['attempts', 'failures', 'deadLettered', 'enqueued', 'delivered'] as const;
 
 export class SqliteStore implements Store {
@@ -84,6 +93,7 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Statement>();
   private readonly checkpointer: Checkpointer | null = null;
   private readonly lock: OwnerLock | null = null;
+  private readonly inTransaction: Database.Transaction<(work: () => unknown) => unknown>;
   /** Claim order, delays, leases and TTLs of the pending entries; see live-index.ts. */
   private live = new LiveIndex();
   /** topic → [pending (leased included), unused, dead]; rebuilt from the file at start. */
@@ -93,6 +103,10 @@ export class SqliteStore implements Store {
   private ratesSavedAt = 0;
   /** The queue id the next enqueued entry gets; see migration 2. */
   private nextQueueId = 1;
+  /** Writes waiting for this turn's group commit; see grouped(). */
+  private group: GroupJob[] = [];
+  private groupRows = 0;
+  private groupScheduled = false;
 
   constructor(file: string) {
     if (file !== ':memory:') {
@@ -101,6 +115,8 @@ export class SqliteStore implements Store {
     }
 
     this.db = new Database(file);
+    // One wrapper, made once: better-sqlite3 builds a new one per transaction() call.
+    this.inTransaction = this.db.transaction((work: () => unknown) => work());
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = OFF');
@@ -145,14 +161,12 @@ export class SqliteStore implements Store {
     let tally: Tally | undefined;
     let result: T;
     try {
-      result = this.db
-        .transaction(() => {
-          tally = new Tally(now);
-          const value = work(tally);
-          this.flush(tally);
-          return value;
-        })
-        .immediate();
+      result = this.inTransaction.immediate(() => {
+        tally = new Tally(now);
+        const value = work(tally);
+        this.flush(tally);
+        return value;
+      }) as T;
     } catch (err) {
       throw mapDriverError(err);
     }
@@ -162,6 +176,78 @@ export class SqliteStore implements Store {
     for (const change of (tally as Tally).afterCommit) change();
     this.persistRates(now);
     return result;
+  }
+
+  /**
+   * Group commit: enqueues and acks made in the same turn of the event loop share one
+   * transaction, committed when the turn ends. A commit, not the rows, is what a small write
+   * costs (~40-100 µs here, against ~5-10 µs per row), so at 16 concurrent senders this turns
+   * sixteen commits into one. Each job runs in its own savepoint: one that fails is rolled
+   * back and told alone; the others commit.
+   */
+  private grouped<T>(now: number, rows: number, work: (tally: Tally) => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.group.push({ now, work, resolve: resolve as (value: unknown) => void, reject });
+      this.groupRows += rows;
+
+      if (this.groupRows >= MAX_GROUP_ROWS) {
+        this.commitGroup();
+      } else if (!this.groupScheduled) {
+        this.groupScheduled = true;
+        setImmediate(() => this.commitGroup());
+      }
+    });
+  }
+
+  private commitGroup(): void {
+    this.groupScheduled = false;
+    const jobs = this.group;
+    this.group = [];
+    this.groupRows = 0;
+    if (jobs.length === 0) return;
+
+    const outcomes: ({ ok: true; value: unknown; tally: Tally } | { ok: false; err: Error })[] = [];
+    // A lone job needs no savepoint: its failure is the transaction's.
+    const isolate = jobs.length > 1;
+    try {
+      this.inTransaction.immediate(() => {
+        for (const job of jobs) {
+          const tally = new Tally(job.now);
+          const run = () => {
+            const result = job.work(tally);
+            this.flush(tally);
+            return result;
+          };
+          if (!isolate) {
+            outcomes.push({ ok: true, value: run(), tally });
+            continue;
+          }
+          try {
+            // A transaction inside a transaction is a savepoint in better-sqlite3.
+            outcomes.push({ ok: true, value: this.inTransaction(run), tally });
+          } catch (err) {
+            outcomes.push({ ok: false, err: mapDriverError(err) });
+          }
+        }
+      });
+    } catch (err) {
+      const mapped = mapDriverError(err);
+      for (const job of jobs) job.reject(mapped);
+      return;
+    }
+
+    for (const [i, job] of jobs.entries()) {
+      const outcome = outcomes[i];
+      if (outcome === undefined) continue;
+      if (!outcome.ok) {
+        job.reject(outcome.err);
+        continue;
+      }
+      this.applyTally(outcome.tally);
+      for (const change of outcome.tally.afterCommit) change();
+      job.resolve(outcome.value);
+    }
+    this.persistRates(jobs[jobs.length - 1]?.now ?? Date.now());
   }
 
   private read<T>(work: () => T): T {
@@ -276,6 +362,8 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     if (!this.db.open) return;
+    // Writes already accepted into this turn's group are committed, not dropped.
+    this.commitGroup();
     this.persistRates(Date.now(), true);
     await this.checkpointer?.stop();
     // A clean close checkpoints the WAL into the main file.
@@ -583,7 +671,8 @@ export class SqliteStore implements Store {
   // Queue
 
   async enqueue(entries: NewEntry[], now: number): Promise<EnqueueOutcome[]> {
-    return this.tx((tally) => {
+    if (entries.length === 0) return [];
+    return this.grouped(now, entries.length, (tally) => {
       const findLive = this.sql(
         `SELECT queue_id FROM entries
          WHERE dedupe_key = ? AND dedupe_key IS NOT NULL AND state <> 'dead' LIMIT 1`,
@@ -600,7 +689,6 @@ export class SqliteStore implements Store {
 
       const added: NewLiveEntry[] = [];
       tally.afterCommit.push(() => {
-        this.nextQueueId = nextId;
         for (const fields of added) this.live.add(fields, now);
       });
 
@@ -664,8 +752,10 @@ export class SqliteStore implements Store {
       if (nextId !== this.nextQueueId) {
         this.sql(`UPDATE counters SET value = ? WHERE name = 'nextQueueId'`).run(nextId);
       }
+      // A later job of the same group must not hand out these ids again.
+      this.nextQueueId = nextId;
       return outcomes;
-    }, now);
+    });
   }
 
   /** The keys of the routes an agent takes deliveries from. */
@@ -772,20 +862,35 @@ export class SqliteStore implements Store {
     }
     if (accepted.length === 0) return { acked: 0, rejected };
 
-    return this.tx((tally) => {
-      // One set-based DELETE for the whole batch: a statement per id cost about twice as
-      // much per acknowledged message (measured with a 250-id batch).
-      this.sql('DELETE FROM entries WHERE queue_id IN (SELECT value FROM json_each(?))').run(
-        JSON.stringify(accepted.map((entry) => entry.id)),
-      );
-      for (const entry of accepted) tally.move(entry, 'pending', null);
-      tally.count('delivered', accepted.length);
-      tally.rate.delivered += accepted.length;
-      tally.afterCommit.push(() => {
-        for (const entry of accepted) this.live.remove(entry);
+    // The ack is decided now, and the entries leave the lease set now, so nothing between
+    // here and the group commit (a lease sweep, a second ack) can act on them. Should the
+    // commit fail, the leases are put back as they were and run out as usual.
+    const leases = accepted.map((entry) => ({
+      entry,
+      holder: entry.holder as string,
+      until: entry.leaseUntil,
+      attempt: entry.attempt,
+    }));
+    for (const entry of accepted) this.live.remove(entry);
+
+    try {
+      return await this.grouped(now, accepted.length, (tally) => {
+        // One set-based DELETE for the whole batch: a statement per id cost about twice as
+        // much per acknowledged message (measured with a 250-id batch).
+        this.sql('DELETE FROM entries WHERE queue_id IN (SELECT value FROM json_each(?))').run(
+          JSON.stringify(accepted.map((entry) => entry.id)),
+        );
+        for (const entry of accepted) tally.move(entry, 'pending', null);
+        tally.count('delivered', accepted.length);
+        tally.rate.delivered += accepted.length;
+        return { acked: accepted.length, rejected };
       });
-      return { acked: accepted.length, rejected };
-    }, now);
+    } catch (err) {
+      for (const { entry, holder, until, attempt } of leases) {
+        if (entry.state === 'gone') this.live.lease(entry, holder, until, attempt);
+      }
+      throw err;
+    }
   }
 
   /** Why an id cannot be acknowledged or failed: it is not leased right now. */
