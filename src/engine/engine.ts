@@ -19,6 +19,7 @@ import type {
   AgentDetail,
   AgentQuery,
   AuditRecord,
+  CancelSignal,
   DeadLetterQuery,
   DispatchResult,
   EnqueueInput,
@@ -453,7 +454,7 @@ export class SwarmEngine implements SwarmApi {
 
   // Pull delivery
 
-  async poll(agentId: string, input: PollInput, signal?: AbortSignal): Promise<Delivery[]> {
+  async poll(agentId: string, input: PollInput, signal?: CancelSignal): Promise<Delivery[]> {
     const agent = await this.requireAgent(agentId);
     if (agent.status === 'offline') {
       // Nothing is delivered to an offline agent; make its long poll wait like an empty one

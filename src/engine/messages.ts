@@ -31,7 +31,8 @@ export function normalizeMessage(input: MessageInput, now: number): Message {
   if (input.ttlMs !== undefined) message.ttlMs = input.ttlMs;
   if (input.headers !== undefined) message.headers = input.headers;
 
-  if (Number.isNaN(Date.parse(message.timestamp))) {
+  // A timestamp we wrote ourselves needs no checking.
+  if (input.timestamp !== undefined && Number.isNaN(Date.parse(message.timestamp))) {
     throw invalidRequest('message.timestamp must be an ISO 8601 date-time', [
       { field: 'message.timestamp', message: 'not a date-time' },
     ]);
@@ -50,8 +51,6 @@ export function buildEntry(
   defaults: EntryDefaults,
   dedupeKey: string | null,
 ): NewEntry {
-  const sentAt = Date.parse(message.timestamp);
-
   return {
     message,
     messageJson: JSON.stringify(message),
@@ -60,7 +59,7 @@ export function buildEntry(
     dedupeKey,
     priority: PRIORITY_RANK[message.priority],
     availableAt: defaults.now + (input.delayMs ?? 0),
-    expiresAt: message.ttlMs === undefined ? null : sentAt + message.ttlMs,
+    expiresAt: message.ttlMs === undefined ? null : Date.parse(message.timestamp) + message.ttlMs,
     maxAttempts: input.maxAttempts ?? defaults.defaultMaxAttempts,
     requireRegistered: target.kind === 'agent',
   };

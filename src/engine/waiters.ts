@@ -2,6 +2,8 @@
 // deliveries from; an enqueue to a route wakes the parked polls of that route at once, so a
 // waiting agent answers in well under a millisecond instead of on its next timer tick.
 
+import type { CancelSignal } from './contract.ts';
+
 export type RouteKey = string;
 
 export const routeKey = (kind: string, key: string): RouteKey => `${kind}:${key}`;
@@ -16,7 +18,7 @@ export class Waiters {
   private readonly all = new Set<Waiter>();
 
   /** Resolves when woken, when `timeoutMs` passes, or when the signal aborts. */
-  wait(routes: RouteKey[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  wait(routes: RouteKey[], timeoutMs: number, signal?: CancelSignal): Promise<void> {
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
 

@@ -1,6 +1,6 @@
 // The data plane's hot path: enqueue, publish, poll, ack, nack (agent scope). These answers are
 // serialized through response schemas (fast-json-stringify), and a short poll allocates no
-// AbortController: only a long poll can outlive its client.
+// hang-up signal: only a long poll can outlive its client.
 
 import type { FastifyReply } from 'fastify';
 import { invalidRequest } from '../../core/errors.ts';
@@ -17,9 +17,34 @@ import {
   pollBodySchema,
 } from '../../core/schemas.ts';
 import { type Delivery, deliveryJson } from '../../core/types.ts';
-import type { EnqueueInput } from '../../engine/contract.ts';
+import type { CancelSignal, EnqueueInput } from '../../engine/contract.ts';
 import type { App, RouteDeps } from '../app.ts';
 import { checkPayloads } from '../limits.ts';
+
+/**
+ * The client of a long poll hung up. One listener at a time is all the engine ever adds; an
+ * AbortController would do the same through EventTarget at several times the cost.
+ */
+class HangUp implements CancelSignal {
+  aborted = false;
+  private listeners: (() => void)[] = [];
+
+  addEventListener(_type: 'abort', listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  removeEventListener(_type: 'abort', listener: () => void): void {
+    this.listeners = this.listeners.filter((l) => l !== listener);
+  }
+
+  abort(): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    const listeners = this.listeners;
+    this.listeners = [];
+    for (const listener of listeners) listener();
+  }
+}
 
 /**
  * Poll answers are built from the stored message text: parsing each message only to
@@ -105,14 +130,14 @@ export function registerMessageRoutes(app: App, { api, config }: RouteDeps): voi
 
       // A client that hangs up mid-wait must not take leases it will never see: the engine
       // stops waiting when the signal fires.
-      const controller = new AbortController();
+      const hangUp = new HangUp();
       const onClose = () => {
-        if (!reply.raw.writableEnded) controller.abort();
+        if (!reply.raw.writableEnded) hangUp.abort();
       };
       reply.raw.on('close', onClose);
 
       try {
-        return sendDeliveries(reply, await api.poll(id, input, controller.signal));
+        return sendDeliveries(reply, await api.poll(id, input, hangUp));
       } finally {
         reply.raw.off('close', onClose);
       }

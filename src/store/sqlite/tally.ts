@@ -46,6 +46,15 @@ export class Tally {
   /** The transaction's time, for the rate bucket its deltas land in. */
   constructor(readonly now: number) {}
 
+  /** The counter deltas of several tallies, for one write of each counter. */
+  static merge(tallies: Tally[]): Tally {
+    const merged = new Tally(tallies[0]?.now ?? 0);
+    for (const tally of tallies) {
+      for (const [name, delta] of tally.counters) merged.count(name, delta);
+    }
+    return merged;
+  }
+
   count(name: CounterName, by = 1): void {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by);
   }
