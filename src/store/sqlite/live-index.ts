@@ -29,8 +29,6 @@ export interface LiveEntry {
   attempt: number;
   holder: string | null;
   leaseUntil: number;
-  /** Bumped per lease, so a stale entry of the lease heap is recognised. */
-  leaseSeq: number;
 }
 
 export interface NewLiveEntry {
@@ -180,10 +178,54 @@ class Heap<T> {
   }
 }
 
-interface LeaseMark {
-  until: number;
-  seq: number;
-  entry: LiveEntry;
+/**
+ * Entries by deadline, in buckets of `grain` ms. Unlike a heap, an entry leaves at once when
+ * it is acknowledged: a heap kept every acknowledged lease (and its entry) until the lease
+ * would have run out, which at 20,000 msg/s with 30 s leases was tens of MB of garbage held.
+ */
+class Deadlines {
+  private readonly buckets = new Map<number, Set<LiveEntry>>();
+  private readonly slot = new Map<LiveEntry, number>();
+
+  constructor(private readonly grain: number) {}
+
+  add(entry: LiveEntry, at: number): void {
+    this.delete(entry);
+    const bucket = Math.floor(at / this.grain);
+    let set = this.buckets.get(bucket);
+    if (set === undefined) {
+      set = new Set();
+      this.buckets.set(bucket, set);
+    }
+    set.add(entry);
+    this.slot.set(entry, bucket);
+  }
+
+  delete(entry: LiveEntry): void {
+    const bucket = this.slot.get(entry);
+    if (bucket === undefined) return;
+    this.slot.delete(entry);
+    const set = this.buckets.get(bucket);
+    set?.delete(entry);
+    if (set?.size === 0) this.buckets.delete(bucket);
+  }
+
+  /** Entries whose deadline (per `deadlineOf`) is at or before `now`, earliest first. */
+  due(now: number, limit: number, deadlineOf: (entry: LiveEntry) => number): LiveEntry[] {
+    const last = Math.floor(now / this.grain);
+    const keys = [...this.buckets.keys()].filter((key) => key <= last).sort((a, b) => a - b);
+    const out: LiveEntry[] = [];
+    for (const key of keys) {
+      const ripe = [...(this.buckets.get(key) ?? [])]
+        .filter((entry) => deadlineOf(entry) <= now)
+        .sort((a, b) => deadlineOf(a) - deadlineOf(b) || a.id - b.id);
+      for (const entry of ripe) {
+        if (out.length >= limit) return out;
+        out.push(entry);
+      }
+    }
+    return out;
+  }
 }
 
 const NO_TOPIC_KEY = '\u0000';
@@ -193,10 +235,8 @@ export class LiveIndex {
   private readonly delays = new Heap<LiveEntry>(
     (a, b) => a.availableAt < b.availableAt || (a.availableAt === b.availableAt && a.id < b.id),
   );
-  private readonly expiries = new Heap<LiveEntry>(
-    (a, b) => (a.expiresAt as number) < (b.expiresAt as number),
-  );
-  private readonly leaseMarks = new Heap<LeaseMark>((a, b) => a.until < b.until);
+  private readonly expiries = new Deadlines(1_000);
+  private readonly leaseEnds = new Deadlines(100);
   private readonly leases = new Map<number, LiveEntry>();
   private readonly holders = new Map<string, Set<LiveEntry>>();
   private readonly topicInflight = new Map<string, number>();
@@ -233,9 +273,8 @@ export class LiveIndex {
       attempt,
       holder: null,
       leaseUntil: 0,
-      leaseSeq: 0,
     };
-    if (entry.expiresAt !== null) this.expiries.push(entry);
+    if (entry.expiresAt !== null) this.expiries.add(entry, entry.expiresAt);
     this.makePending(entry, now);
     return entry;
   }
@@ -329,12 +368,11 @@ export class LiveIndex {
     entry.state = 'inflight';
     entry.holder = holder;
     entry.leaseUntil = until;
-    entry.leaseSeq += 1;
     entry.attempt = attempt;
     entry.route.inflight += 1;
     this.inflightTotal += 1;
     this.leases.set(entry.id, entry);
-    this.leaseMarks.push({ until, seq: entry.leaseSeq, entry });
+    this.leaseEnds.add(entry, until);
 
     let held = this.holders.get(holder);
     if (held === undefined) {
@@ -374,12 +412,14 @@ export class LiveIndex {
       case 'gone':
         break;
     }
-    // Left in its lane or heap, skipped there when reached.
+    // Left in its lane or the delay heap, skipped there when reached.
     entry.state = 'gone';
+    if (entry.expiresAt !== null) this.expiries.delete(entry);
   }
 
   private endLease(entry: LiveEntry): void {
     this.leases.delete(entry.id);
+    this.leaseEnds.delete(entry);
     entry.route.inflight -= 1;
     this.inflightTotal -= 1;
 
@@ -399,41 +439,12 @@ export class LiveIndex {
 
   /** Leases past their expiry, oldest first, still leased (the caller ends them). */
   expiredLeases(now: number, limit: number): LiveEntry[] {
-    const out: LiveEntry[] = [];
-    const seen = new Set<LiveEntry>();
-    while (out.length < limit) {
-      const top = this.leaseMarks.peek();
-      if (top === undefined || top.until > now) break;
-      const { entry } = top;
-      const current = entry.state === 'inflight' && entry.leaseSeq === top.seq;
-      if (current && seen.has(entry)) break;
-      this.leaseMarks.pop();
-      if (!current) continue;
-      seen.add(entry);
-      out.push(entry);
-    }
-    // Marks of entries the caller fails to end are put back, so they are found again.
-    for (const entry of out) {
-      this.leaseMarks.push({ until: entry.leaseUntil, seq: entry.leaseSeq, entry });
-    }
-    return out;
+    return this.leaseEnds.due(now, limit, (entry) => entry.leaseUntil);
   }
 
   /** Live entries past their TTL, earliest first, still in place (the caller removes them). */
   expired(now: number, limit: number): LiveEntry[] {
-    const out: LiveEntry[] = [];
-    while (out.length < limit) {
-      const top = this.expiries.peek();
-      if (top === undefined || (top.expiresAt as number) > now) break;
-      this.expiries.pop();
-      if (top.state !== 'gone') out.push(top);
-    }
-    return out;
-  }
-
-  /** Expired entries the caller could not remove go back in the expiry heap. */
-  keepExpiring(entries: LiveEntry[]): void {
-    for (const entry of entries) if (entry.state !== 'gone') this.expiries.push(entry);
+    return this.expiries.due(now, limit, (entry) => entry.expiresAt as number);
   }
 
   /** Everything leased to `holder`. */

@@ -127,7 +127,7 @@ export class SqliteStore implements Store {
     // Another process (a second `serve` by mistake, a backup) may hold the lock briefly.
     this.db.pragma('busy_timeout = 5000');
     // 64 MiB of page cache: the claim and gauge indexes of a million entries stay hot.
-    this.db.pragma('cache_size = -65536');
+    this.db.pragma('cache_size = -16384');
     this.db.pragma('temp_store = MEMORY');
 
     // Checkpoints run in a worker (see checkpointer.ts), never inside a commit here.
@@ -1035,18 +1035,14 @@ export class SqliteStore implements Store {
       return 0;
     }
 
-    try {
-      return this.tx((tally) => {
-        for (const entry of expired) {
-          this.deadLetter(entry, 'expired', undefined, now, tally);
-          tally.count('expired');
-        }
-        return expired.length;
-      }, now);
-    } catch (err) {
-      this.live.keepExpiring(expired);
-      throw err;
-    }
+    // Entries stay in the live index until the commit: a failed one finds them again.
+    return this.tx((tally) => {
+      for (const entry of expired) {
+        this.deadLetter(entry, 'expired', undefined, now, tally);
+        tally.count('expired');
+      }
+      return expired.length;
+    }, now);
   }
 
   async deadLetterUnroutable(
