@@ -7,8 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { isSwarmClientError, SwarmClient } from '../../src/client/index.ts';
+import { packageRoot } from '../../src/core/package-root.ts';
 import { preloadBacklog } from './backlog.ts';
 import { nowMs } from './clock.ts';
 import type { Enqueuer } from './enqueue.ts';
@@ -39,7 +39,7 @@ import { type OwnServer, startServer } from './server.ts';
 import { serializableRun, summarize } from './summary.ts';
 import { verdicts } from './verdicts.ts';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const REPO_ROOT = packageRoot(import.meta.url);
 
 export interface BenchIo {
   stdout: NodeJS.WritableStream & { isTTY?: boolean };
@@ -80,6 +80,7 @@ export async function runBenchmark(argv: string[], io: BenchIo): Promise<number>
         nodeArgs: options.serverNodeArgs,
         env: options.serverEnv,
         keep: options.keep,
+        fromSource: options.profileDir !== null,
       });
     }
 

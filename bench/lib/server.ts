@@ -9,11 +9,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { bundleServer } from '../../scripts/bundle.ts';
 import { SwarmClient } from '../../src/client/index.ts';
+import { packageRoot } from '../../src/core/package-root.ts';
 import { nowMs, sleep } from './clock.ts';
 
-const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const REPO_ROOT = packageRoot(import.meta.url);
 const READY_TIMEOUT_MS = 30_000;
 const STOP_GRACE_MS = 10_000;
 // Enough of the server's output to explain a failed start or a crash.
@@ -44,6 +45,11 @@ export interface OwnServer {
 
 export interface StartOptions {
   nodeArgs: string[];
+  /**
+   * Run the server from its TypeScript sources under tsx instead of the bundle: for --profile,
+   * whose report maps positions through tsx's source maps.
+   */
+  fromSource: boolean;
   env: Record<string, string>;
   keep: boolean;
   /** Where each line of the server's output goes as well, for --verbose debugging. */
@@ -76,11 +82,14 @@ export async function startServer(options: StartOptions): Promise<OwnServer> {
     admin: token(),
   };
 
+  // What `npm start` runs: the bundle, on node alone (see scripts/bundle.ts). Built per run
+  // under .tmp/, inside the package so its dependencies resolve, and removed with the store.
+  const entry = options.fromSource
+    ? ['--import', 'tsx', 'src/cli/main.ts']
+    : [await bundleServer(path.join('.tmp', `bench-server-${process.pid}-${port}.mjs`))];
   const args = [
     ...options.nodeArgs,
-    '--import',
-    'tsx',
-    'src/cli/main.ts',
+    ...entry,
     'serve',
     '--host',
     '127.0.0.1',
@@ -162,6 +171,10 @@ export async function startServer(options: StartOptions): Promise<OwnServer> {
       await stopChild(child, exitPromise, () => hasExited);
       process.removeListener('exit', killOnExit);
       if (!options.keep) rmSync(dataDir, { recursive: true, force: true });
+      if (!options.fromSource) {
+        const bundle = entry[0] as string;
+        for (const file of [bundle, `${bundle}.map`]) rmSync(file, { force: true });
+      }
     },
   };
 

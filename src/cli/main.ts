@@ -1,8 +1,8 @@
 // swarmctl: one binary for `serve` and every operator action of the guide. Run it as
 // `npx swarmctl …` (bin/swarmctl.js) or `tsx src/cli/main.ts …`; exit codes are in exit.ts.
 
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { packageVersion } from '../core/package-root.ts';
 import { registerAgents } from './commands/agents.ts';
 import { registerAudit } from './commands/audit.ts';
 import { registerBench } from './commands/bench.ts';
@@ -20,10 +20,7 @@ import { EXIT } from './exit.ts';
 import { httpUrl, positiveInteger } from './options.ts';
 import { Output } from './output.ts';
 
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8'));
-  return String(pkg.version);
-}
+const version = (): string => packageVersion(import.meta.url);
 
 export function buildProgram(): Command {
   const program = new Command('swarmctl');

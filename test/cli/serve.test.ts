@@ -1,8 +1,14 @@
 // `swarmctl serve`: configuration errors exit 2 before anything listens; SIGTERM closes the
 // server and exits 0.
 
+import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import path from 'node:path';
+
 import { describe, expect, it } from 'vitest';
-import { startServer, swarmctl } from './harness.ts';
+
+import { bundleServer } from '../../scripts/bundle.ts';
+import { freePort, REPO, startServer, swarmctl, TOKEN_ENV } from './harness.ts';
 
 describe('serve', () => {
   it('exits 2 with the config message for a bad flag value', async () => {
@@ -54,6 +60,53 @@ describe('serve', () => {
       expect(r.stderr).toContain('already in use');
     } finally {
       await server.stop();
+    }
+  });
+
+  it('refuses, exit 1, a second server on the store another one is serving', async () => {
+    const server = await startServer();
+
+    try {
+      const r = await swarmctl(
+        ['serve', '--port', '0', '--db', `sqlite:${path.join(server.dataDir, 'swarm.db')}`],
+        { env: { OWOKX_API_TOKEN_ADMIN: 'admin-token-0123456789abcdef' } },
+      );
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('is in use by another server');
+      // The first one is untouched.
+      expect((await server.read.health()).status).toBe('ok');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('serves from the bundle npm start builds, on node alone', async () => {
+    const bundle = await bundleServer(path.join('.tmp', `test-bundle-${process.pid}.mjs`));
+    const port = await freePort();
+    const dataDir = path.join(REPO, '.tmp', `test-bundle-${process.pid}`);
+    const proc = spawn(
+      process.execPath,
+      [bundle, 'serve', '--port', String(port), '--db', `sqlite:${dataDir}/swarm.db`],
+      { cwd: REPO, env: { ...process.env, ...TOKEN_ENV }, stdio: 'ignore' },
+    );
+
+    try {
+      let ready = false;
+      for (let i = 0; i < 100 && !ready; i += 1) {
+        ready = await fetch(`http://127.0.0.1:${port}/ready`).then(
+          (res) => res.ok,
+          () => false,
+        );
+        if (!ready) await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      expect(ready).toBe(true);
+    } finally {
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGTERM');
+      await exited;
+      for (const file of [bundle, `${bundle}.map`, dataDir]) {
+        rmSync(file, { recursive: true, force: true });
+      }
     }
   });
 });

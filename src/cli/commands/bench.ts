@@ -3,8 +3,13 @@
 // the global --json, --url and --token (which swarmctl itself parses) are handed on as the
 // benchmark's --json, --base-url and --token.
 
+import { pathToFileURL } from 'node:url';
+
 import type { Command } from 'commander';
+
+import { packageRoot } from '../../core/package-root.ts';
 import { dataDirOf, type GlobalOptions } from '../context.ts';
+import { usageError } from '../exit.ts';
 import { resolveToken } from '../tokens.ts';
 
 export function registerBench(program: Command): void {
@@ -43,6 +48,17 @@ async function bench(args: string[], cmd: Command): Promise<number> {
   }
 
   // Loaded only when asked for: the benchmark brings its own dependencies (histograms, bars).
-  const { main } = await import('../../../bench/swarm.ts');
-  return main(argv);
+  // The path is computed, so the server's bundle (scripts/bundle.ts) does not take the
+  // benchmark in with it; the benchmark runs from the sources, as bin/swarmctl.js does.
+  const entry = new URL('bench/swarm.ts', pathToFileURL(`${packageRoot(import.meta.url)}/`));
+  let bench: { main(argv: string[]): Promise<number> };
+  try {
+    bench = (await import(entry.href)) as typeof bench;
+  } catch (err) {
+    if ((err as { code?: string }).code !== 'ERR_UNKNOWN_FILE_EXTENSION') throw err;
+    throw usageError(
+      'the benchmark runs from the TypeScript sources: use npx swarmctl bench or npm run benchmark:swarm',
+    );
+  }
+  return bench.main(argv);
 }
