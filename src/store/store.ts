@@ -1,6 +1,8 @@
 // The store contract. The engine talks to storage only through this interface; nothing here
-// names a driver. Every method is one transaction: it happens whole or not at all, and the
-// counters it touches change in that same transaction, so the conservation equation
+// names a driver. Every method is atomic: it happens whole or not at all (the SQLite store
+// may commit the enqueues and acks of one event-loop turn together, each still all or
+// nothing), and the counters it touches change in that same transaction, so the
+// conservation equation
 //   stats.enqueued = stats.delivered + queued + inflight + deadLettered + stats.purged
 // holds at every commit, across crashes.
 

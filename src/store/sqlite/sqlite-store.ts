@@ -1,10 +1,12 @@
-// The embedded store: one SQLite file in WAL mode through better-sqlite3.
+// The embedded store: one SQLite file in WAL mode through better-sqlite3, and the live index
+// (live-index.ts) that holds claim order, delays, leases and TTLs in memory.
 //
-// better-sqlite3 is synchronous, so each method runs its transaction to completion before it
-// returns: with one process owning the file there are no interleavings to reason about, and
-// "one method, one transaction" is literal. WAL with synchronous=NORMAL keeps every commit
-// across a kill -9 of the process (the OS holds the written pages); only a power loss can
-// take the last commits, which is the trade every embedded queue of this kind makes.
+// better-sqlite3 is synchronous, so a transaction runs to completion before anything else
+// does: with one process owning the file (owner-lock.ts) there are no interleavings to
+// reason about. The index changes only after the commit it follows has succeeded. WAL with
+// synchronous=NORMAL keeps every commit across a kill -9 of the process (the OS holds the
+// written pages); only a power loss can take the last commits, which is the trade every
+// embedded queue of this kind makes.
 
 import fs from 'node:fs';
 import path from 'node:path';
