@@ -14,6 +14,18 @@ export interface EntryDefaults {
   defaultMaxAttempts: number;
 }
 
+let isoFor = Number.NaN;
+let isoText = '';
+
+/** The ISO text of `now`; the messages of one batch share the clock value, so one call. */
+function isoAt(now: number): string {
+  if (now !== isoFor) {
+    isoFor = now;
+    isoText = new Date(now).toISOString();
+  }
+  return isoText;
+}
+
 export function normalizeMessage(input: MessageInput, now: number): Message {
   const message: Message = {
     id: input.id ?? randomUUID(),
@@ -22,7 +34,7 @@ export function normalizeMessage(input: MessageInput, now: number): Message {
     type: input.type ?? 'EVENT',
     topic: input.topic ?? null,
     payload: input.payload ?? null,
-    timestamp: input.timestamp ?? new Date(now).toISOString(),
+    timestamp: input.timestamp ?? isoAt(now),
     priority: input.priority ?? 'normal',
   };
 

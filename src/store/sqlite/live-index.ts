@@ -243,16 +243,22 @@ export class LiveIndex {
   /** Routes whose delayed entries became ready since the last drainRipened(). */
   private ripened = new Map<string, number>();
 
+  private lastRoute: Route | null = null;
   private delayedTotal = 0;
   private inflightTotal = 0;
 
   route(kind: string, target: string): Route {
+    // A batch goes to one route: skip building its key for every entry.
+    const last = this.lastRoute;
+    if (last !== null && last.target === target && last.kind === kind) return last;
+
     const key = `${kind}:${target}`;
     let route = this.routes.get(key);
     if (route === undefined) {
       route = new Route(key, kind, target);
       this.routes.set(key, route);
     }
+    this.lastRoute = route;
     return route;
   }
 
@@ -515,6 +521,7 @@ export class LiveIndex {
       if (pending === 0 && route.inflight === 0) {
         // Lanes may still hold removed entries; an empty route has nothing live in them.
         this.routes.delete(key);
+        if (this.lastRoute === route) this.lastRoute = null;
         continue;
       }
       out.push({ route, pending, inflight: route.inflight });

@@ -1491,24 +1491,44 @@ interface ClaimedRow {
 
 /**
  * The message is parsed only if someone reads it: a poll answer splices the stored text
- * (MESSAGE_JSON) and never needs the object.
+ * (MESSAGE_JSON) and never needs the object. A class, so every delivery has one shape.
  */
+class StoredDelivery implements Delivery {
+  readonly queueId: string;
+  readonly [MESSAGE_JSON]: string;
+  private parsed: Message | undefined;
+
+  constructor(
+    queueId: number,
+    readonly attempt: number,
+    json: string,
+    readonly leaseExpiresAt: number,
+  ) {
+    this.queueId = String(queueId);
+    this[MESSAGE_JSON] = json;
+  }
+
+  get message(): Message {
+    this.parsed ??= JSON.parse(this[MESSAGE_JSON]) as Message;
+    return this.parsed;
+  }
+
+  /** What JSON.stringify sees: the delivery of the contract, not this class's fields. */
+  toJSON(): Delivery {
+    return {
+      queueId: this.queueId,
+      attempt: this.attempt,
+      leaseExpiresAt: this.leaseExpiresAt,
+      message: this.message,
+    };
+  }
+}
+
 function toDelivery(
   queueId: number,
   attempt: number,
   json: string,
   leaseExpiresAt: number,
 ): Delivery {
-  let parsed: Message | undefined;
-  const delivery: Delivery = {
-    queueId: String(queueId),
-    attempt,
-    leaseExpiresAt,
-    get message(): Message {
-      parsed ??= JSON.parse(json) as Message;
-      return parsed;
-    },
-  };
-  Object.defineProperty(delivery, MESSAGE_JSON, { value: json });
-  return delivery;
+  return new StoredDelivery(queueId, attempt, json, leaseExpiresAt);
 }
