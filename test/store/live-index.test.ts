@@ -2,7 +2,7 @@
 // what it forgets (leases), that queue ids are never reused, that a second server is refused,
 // that a version-1 file migrates, and that the group commit keeps every call atomic.
 
-import { spawnSync } from 'node:child_process';
+import { type ChildProcess, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -199,6 +199,56 @@ describe('the live index', () => {
   });
 });
 
+describe('what the break-it session found', () => {
+  it('a hand-out by /registry/queue/poll leaves no TTL deadline behind to expire later', async () => {
+    const store = await openStore(path.join(tempDir(), 'swarm.db'));
+    await store.enqueue([entry(1, { ttlMs: 1_000 }), entry(2, { ttlMs: 1_000 })], NOW);
+    expect(await store.claimAndAck(ROUTES, 10, NOW)).toHaveLength(2);
+
+    expect(await store.expireEntries(NOW + 2_000, 100)).toBe(0);
+    expect(await store.stats()).toMatchObject({ enqueued: 2, delivered: 2, expired: 0 });
+    expect(await store.gauges(NOW + 2_000)).toMatchObject({ queued: 0, deadLettered: 0 });
+    expect(await store.byTopic()).toEqual({});
+    await conserved(store);
+  });
+
+  it('an ack whose commit fails keeps the lease and its TTL, so the message still expires', async () => {
+    const file = path.join(tempDir(), 'swarm.db');
+    const store = await openStore(file);
+    await store.enqueue([entry(1, { ttlMs: 5_000 })], NOW);
+    const [d] = await store.claim(ROUTES, { limit: 1, leaseMs: 30_000, now: NOW });
+
+    // Another tool holds the write lock: the ack's commit cannot happen.
+    const tool = new Database(file);
+    tool.exec('BEGIN IMMEDIATE');
+    await expect(store.ack([d?.queueId as string], 'a1', NOW)).rejects.toMatchObject({
+      code: 'unavailable',
+    });
+    tool.exec('ROLLBACK');
+    tool.close();
+
+    expect(await store.inflightOf('a1')).toBe(1);
+    expect(await store.expireEntries(NOW + 5_000, 100)).toBe(1);
+    expect((await store.getEntry(d?.queueId as string))?.reason).toBe('expired');
+    await conserved(store);
+  });
+
+  it('removing the holder of a lease that spent the last attempt dead-letters it', async () => {
+    const store = await openStore(path.join(tempDir(), 'swarm.db'));
+    await store.upsertAgent(agent('a1'));
+    await store.enqueue([{ ...entry(1), maxAttempts: 1 }, entry(2)], NOW);
+    await store.claim(ROUTES, { limit: 2, leaseMs: 30_000, now: NOW });
+
+    const outcome = await store.removeAgents(['a1'], 'target_pruned', NOW);
+    expect(outcome).toMatchObject({ removed: ['a1'], released: 1, deadLettered: 1 });
+    const dead = await store.deadLetters({ limit: 10 });
+    expect(dead.items.map((e) => [e.reason, e.attempts, e.lastError])).toEqual([
+      ['max_attempts', 1, 'lease holder a1 removed'],
+    ]);
+    await conserved(store);
+  });
+});
+
 describe('the group commit', () => {
   it('commits enqueues and acks of one turn together and counts a double ack once', async () => {
     const store = await openStore(path.join(tempDir(), 'swarm.db'));
@@ -234,17 +284,61 @@ describe('the group commit', () => {
 });
 
 describe('one server per store', () => {
-  it('refuses a second open of the same file, and takes over a lock left by a dead process', async () => {
+  const HOLDER = path.join(import.meta.dirname, 'fixtures', 'hold-store.ts');
+  const children: ChildProcess[] = [];
+
+  afterEach(() => {
+    for (const child of children.splice(0)) child.kill('SIGKILL');
+  });
+
+  /** Another process opening the store: resolves with its first line, "held" or "refused…". */
+  function holder(file: string): { child: ChildProcess; said: Promise<string> } {
+    const child = spawn(process.execPath, ['--import', 'tsx', HOLDER, file], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    children.push(child);
+    const said = new Promise<string>((resolve) => {
+      let out = '';
+      child.stdout?.on('data', (chunk) => {
+        out += chunk;
+        if (out.includes('\n')) resolve(out.trim());
+      });
+    });
+    return { child, said };
+  }
+
+  it('refuses a second open in this process and in another, and frees the file on close', async () => {
     const file = path.join(tempDir(), 'swarm.db');
     const store = await openStore(file);
     expect(() => new SqliteStore(file)).toThrow(/in use by another server/);
-    await closeStore(store);
+    expect(await holder(file).said).toMatch(/^refused: .*in use by another server \(pid \d+\)/);
 
-    // A process that exited without closing: its pid names no running process.
-    const gone = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
-    fs.writeFileSync(`${file}.lock`, `${gone.stdout.toString()}\n`);
-    const next = await openStore(file);
-    expect(await next.ping()).toBe(true);
+    await closeStore(store);
+    expect(await holder(file).said).toBe('held');
+  });
+
+  it('finds the same lock through a symlink to the database', async () => {
+    const dir = tempDir();
+    const file = path.join(dir, 'swarm.db');
+    const store = await openStore(file);
+    fs.symlinkSync(file, path.join(dir, 'alias.db'));
+
+    expect(await holder(path.join(dir, 'alias.db')).said).toMatch(/in use by another server/);
+    await closeStore(store);
+  });
+
+  it('takes the store over from a server killed with SIGKILL, and lets only one of two racers win', async () => {
+    const file = path.join(tempDir(), 'swarm.db');
+    const first = holder(file);
+    expect(await first.said).toBe('held');
+    const gone = new Promise((resolve) => first.child.once('exit', resolve));
+    first.child.kill('SIGKILL');
+    await gone;
+
+    // The kernel dropped the dead server's lock: of two servers starting at once, one wins.
+    const said = await Promise.all([holder(file).said, holder(file).said]);
+    expect(said.filter((line) => line === 'held')).toHaveLength(1);
+    expect(said.filter((line) => line.startsWith('refused:'))).toHaveLength(1);
   });
 });
 

@@ -391,6 +391,12 @@ export class LiveIndex {
     this.topicInflight.set(topic, (this.topicInflight.get(topic) ?? 0) + 1);
   }
 
+  /** A lease taken back by remove() is restored whole: holder, deadline, TTL deadline. */
+  restoreLease(entry: LiveEntry, holder: string, until: number, attempt: number): void {
+    this.lease(entry, holder, until, attempt);
+    if (entry.expiresAt !== null) this.expiries.add(entry, entry.expiresAt);
+  }
+
   leased(id: number): LiveEntry | undefined {
     return this.leases.get(id);
   }

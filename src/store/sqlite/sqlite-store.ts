@@ -126,8 +126,10 @@ export class SqliteStore implements Store {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = OFF');
-    // Another process (a second `serve` by mistake, a backup) may hold the lock briefly.
-    this.db.pragma('busy_timeout = 5000');
+    // Only another tool (a backup, a sqlite3 shell) can hold the write lock: no second server
+    // gets this far (owner-lock.ts). Waiting blocks the event loop, so wait briefly and answer
+    // 503 rather than freeze every request for seconds.
+    this.db.pragma('busy_timeout = 500');
     // 8 MiB of page cache. The claim order lives in memory (live-index.ts), so the hot pages
     // are only the newest rows, which claims and acks touch soon after they are written; a
     // larger cache bought no throughput in the benchmark and cost resident memory.
@@ -588,6 +590,13 @@ export class SqliteStore implements Store {
             deadLettered += 1;
             continue;
           }
+          // The lease was an attempt: one that spent the budget ends here, as a lapsed lease
+          // would, instead of going out once more.
+          if (entry.attempt >= this.maxAttemptsOf(entry.id)) {
+            this.deadLetter(entry, 'max_attempts', `lease holder ${id} removed`, now, tally);
+            deadLettered += 1;
+            continue;
+          }
           this.sql('UPDATE entries SET attempts = ?, available_at = ? WHERE queue_id = ?').run(
             entry.attempt,
             now,
@@ -821,8 +830,11 @@ export class SqliteStore implements Store {
     const deliveries: Delivery[] = [];
     for (const entry of taken) {
       const row = rows.get(entry.id);
-      // Every live entry has its row; one that does not is left out of the index for good.
-      if (row === undefined) continue;
+      // Every live entry has its row; one that does not leaves the index for good.
+      if (row === undefined) {
+        this.live.remove(entry);
+        continue;
+      }
       this.live.lease(entry, routes.agentId, leaseExpiresAt, row.attempts + 1);
       deliveries.push(toDelivery(entry.id, row.attempts + 1, row.message, leaseExpiresAt));
     }
@@ -843,10 +855,13 @@ export class SqliteStore implements Store {
         const deliveries: Delivery[] = [];
         for (const entry of taken) {
           const row = rows.get(entry.id);
-          if (row === undefined) continue;
-          remove.run(entry.id);
-          tally.move(entry, 'pending', null);
-          deliveries.push(toDelivery(entry.id, row.attempts + 1, row.message, now));
+          if (row !== undefined) {
+            remove.run(entry.id);
+            tally.move(entry, 'pending', null);
+            deliveries.push(toDelivery(entry.id, row.attempts + 1, row.message, now));
+          }
+          // Delivered or rowless, it leaves the index, TTL deadline included.
+          tally.afterCommit.push(() => this.live.remove(entry));
         }
         tally.count('delivered', deliveries.length);
         tally.rate.delivered += deliveries.length;
@@ -910,7 +925,7 @@ export class SqliteStore implements Store {
       });
     } catch (err) {
       for (const { entry, holder, until, attempt } of leases) {
-        if (entry.state === 'gone') this.live.lease(entry, holder, until, attempt);
+        if (entry.state === 'gone') this.live.restoreLease(entry, holder, until, attempt);
       }
       throw err;
     }
@@ -968,6 +983,14 @@ export class SqliteStore implements Store {
     }, options.now);
   }
 
+  private maxAttemptsOf(id: number): number {
+    const row = this.sql('SELECT max_attempts FROM entries WHERE queue_id = ?').get(id) as
+      | { max_attempts: number }
+      | undefined;
+    // No row: nothing to retry, so any attempt is the last.
+    return row?.max_attempts ?? 0;
+  }
+
   /** One failed attempt: retry after backoff, or dead-letter when the budget is spent. */
   private failOne(
     entry: LiveEntry,
@@ -981,10 +1004,7 @@ export class SqliteStore implements Store {
     tally.count('failed');
     tally.rate.failures += 1;
 
-    const { max_attempts: maxAttempts } = this.sql(
-      'SELECT max_attempts FROM entries WHERE queue_id = ?',
-    ).get(entry.id) as { max_attempts: number };
-    if (!retry || entry.attempt >= maxAttempts) {
+    if (!retry || entry.attempt >= this.maxAttemptsOf(entry.id)) {
       this.deadLetter(entry, retry ? 'max_attempts' : 'rejected', error, now, tally);
       return 'dead';
     }
@@ -1008,15 +1028,19 @@ export class SqliteStore implements Store {
     error: string | undefined,
     now: number,
     tally: Tally,
-  ): void {
-    this.sql(
+  ): boolean {
+    const { changes } = this.sql(
       `UPDATE entries SET state = 'dead', reason = ?, dead_lettered_at = ?,
-         last_error = COALESCE(?, last_error), attempts = ? WHERE queue_id = ?`,
+         last_error = COALESCE(?, last_error), attempts = ? WHERE queue_id = ? AND state = 'pending'`,
     ).run(reason, now, error ?? null, entry.attempt, entry.id);
+    tally.afterCommit.push(() => this.live.remove(entry));
+    // An entry the index still held but the file no longer has must not be counted twice:
+    // the counters follow the rows.
+    if (changes === 0) return false;
     tally.move(entry, 'pending', 'dead');
     tally.count('deadLettered');
     tally.rate.deadLettered += 1;
-    tally.afterCommit.push(() => this.live.remove(entry));
+    return true;
   }
 
   async releaseExpiredLeases(now: number, backoff: BackoffFn, limit: number): Promise<number> {
@@ -1041,11 +1065,13 @@ export class SqliteStore implements Store {
 
     // Entries stay in the live index until the commit: a failed one finds them again.
     return this.tx((tally) => {
+      let count = 0;
       for (const entry of expired) {
-        this.deadLetter(entry, 'expired', undefined, now, tally);
+        if (!this.deadLetter(entry, 'expired', undefined, now, tally)) continue;
         tally.count('expired');
+        count += 1;
       }
-      return expired.length;
+      return count;
     }, now);
   }
 
