@@ -913,11 +913,17 @@ export class SqliteStore implements Store {
 
     try {
       return await this.grouped(now, accepted.length, (tally) => {
-        // One set-based DELETE for the whole batch: a statement per id cost about twice as
-        // much per acknowledged message (measured with a 250-id batch).
-        this.sql('DELETE FROM entries WHERE queue_id IN (SELECT value FROM json_each(?))').run(
-          JSON.stringify(accepted.map((entry) => entry.id)),
-        );
+        // One set-based DELETE for a batch: a statement per id cost about twice as much per
+        // acknowledged message (measured with a 250-id batch). A few ids go one by one, as
+        // json_each costs more to set up than they do to delete.
+        if (accepted.length <= FEW_IDS) {
+          const one = this.sql('DELETE FROM entries WHERE queue_id = ?');
+          for (const entry of accepted) one.run(entry.id);
+        } else {
+          this.sql('DELETE FROM entries WHERE queue_id IN (SELECT value FROM json_each(?))').run(
+            JSON.stringify(accepted.map((entry) => entry.id)),
+          );
+        }
         for (const entry of accepted) tally.move(entry, 'pending', null);
         tally.count('delivered', accepted.length);
         tally.rate.delivered += accepted.length;
