@@ -323,11 +323,6 @@ export class LiveIndex {
     return ripened;
   }
 
-  hasReady(routeKey: string): boolean {
-    const route = this.routes.get(routeKey);
-    return route !== undefined && route.ready > 0;
-  }
-
   /**
    * Takes up to `limit` ready entries from `routeKeys` in claim order (priority, availableAt,
    * id) and leaves them in no lane: the caller leases them with lease() or returns them with
