@@ -50,6 +50,8 @@ export interface BenchIo {
 const EXIT_OK = 0;
 const EXIT_FAILED = 1;
 const EXIT_UNREACHABLE = 3;
+/** Messages per timed warm-up run at most. */
+const WARMUP_RUN_CAP = 5_000;
 
 class Unreachable extends Error {}
 
@@ -221,12 +223,33 @@ async function measure(
   };
 
   let warmup: BenchReport['warmup'] = null;
-  if (options.warmup > 0) {
-    progress.start('warmup', options.warmup);
-    const w = await measureRun(env, 'w', options.warmup);
-    progress.stop();
-    seeRss(w.serverPeakRssBytes);
-    warmup = { messages: options.warmup, deliveryPerSecond: w.deliveryPerSecond };
+  if (options.warmup > 0 || options.warmupMs > 0) {
+    const started = nowMs();
+    let messages = 0;
+    let runs = 0;
+    let last: RunResult | null = null;
+    const warm = async (count: number): Promise<void> => {
+      progress.start('warmup', count);
+      last = await measureRun(env, `w${runs + 1}`, count);
+      progress.stop();
+      seeRss(last.serverPeakRssBytes);
+      messages += count;
+      runs += 1;
+    };
+
+    if (options.warmup > 0) await warm(options.warmup);
+    // Runs of the workload itself (capped, so a 100,000-message workload warms in
+    // seconds, not minutes), each with its own agents, as the measured runs will be.
+    const size = Math.min(options.messages, WARMUP_RUN_CAP);
+    while (nowMs() - started < options.warmupMs) await warm(size);
+
+    const done = last as RunResult | null;
+    warmup = {
+      messages,
+      runs,
+      ms: Math.round(nowMs() - started),
+      deliveryPerSecond: done?.deliveryPerSecond ?? 0,
+    };
   }
 
   let empty: RunResult[] | null = null;
@@ -275,6 +298,7 @@ async function measure(
     dispatchLimit: options.batchSize,
     waitMs: options.waitMs,
     warmup: options.warmup,
+    warmupMs: options.warmupMs,
     metricsIntervalMs: options.metricsIntervalMs,
     timeoutMs: options.timeoutMs,
     serverNodeArgs: options.serverNodeArgs,

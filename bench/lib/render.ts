@@ -179,7 +179,7 @@ export function renderReport(report: BenchReport, colour: boolean): string {
   if (report.warmup) {
     lines.push(
       c.dim(
-        `warmup: ${int(report.warmup.messages)} messages first, not measured (--warmup 0 measures a cold server)`,
+        `warmup: ${int(report.warmup.messages)} messages in ${report.warmup.runs} unmeasured run(s) over ${(report.warmup.ms / 1000).toFixed(1)} s (--warmup 0 measures a cold server)`,
       ),
     );
   }

@@ -18,6 +18,7 @@ export interface ReportConfig extends WorkloadConfig {
   dispatchLimit: number;
   waitMs: number;
   warmup: number;
+  warmupMs: number;
   metricsIntervalMs: number;
   timeoutMs: number;
   /** Our own server's extra node flags (profiling), so a recorded run says how it ran. */
@@ -56,7 +57,8 @@ export interface BenchReport {
   /** With --backlog: the same runs on the empty store, measured just before the preload. */
   empty: { summary: Summary; runs: RunRecord[] } | null;
   backlog: BacklogInfo | null;
-  warmup: { messages: number; deliveryPerSecond: number } | null;
+  /** Unmeasured warm-up: messages, runs and time in all; the last run's delivery rate. */
+  warmup: { messages: number; runs: number; ms: number; deliveryPerSecond: number } | null;
   server: ServerInfo;
   comparison: Comparison | null;
   verdicts: Verdict[];
