@@ -350,7 +350,7 @@ export class LiveIndex {
 
       best.lane.shift();
       if (best.entry.expiresAt !== null && best.entry.expiresAt <= now) {
-        // Still counted as ready (and still in the expiry heap) until the sweep takes it.
+        // Still counted as ready (and still among the TTL deadlines) until the sweep takes it.
         continue;
       }
       best.entry.route.ready -= 1;
@@ -386,14 +386,17 @@ export class LiveIndex {
     this.topicInflight.set(topic, (this.topicInflight.get(topic) ?? 0) + 1);
   }
 
-  /** A lease taken back by remove() is restored whole: holder, deadline, TTL deadline. */
-  restoreLease(entry: LiveEntry, holder: string, until: number, attempt: number): void {
-    this.lease(entry, holder, until, attempt);
-    if (entry.expiresAt !== null) this.expiries.add(entry, entry.expiresAt);
-  }
-
   leased(id: number): LiveEntry | undefined {
     return this.leases.get(id);
+  }
+
+  /**
+   * An ack is decided: the lease ends now, so no sweep or second ack acts on the entry while
+   * its row waits for the commit. Its TTL deadline stays (expired() passes it over) until
+   * remove() after the commit, or lease() puts it back if the commit fails.
+   */
+  unlease(entry: LiveEntry): void {
+    this.endLease(entry);
   }
 
   /** A lease ends without an ack: the entry is pending again from `availableAt`. */
@@ -451,7 +454,9 @@ export class LiveIndex {
 
   /** Live entries past their TTL, earliest first, still in place (the caller removes them). */
   expired(now: number, limit: number): LiveEntry[] {
-    return this.expiries.due(now, limit, (entry) => entry.expiresAt as number);
+    return this.expiries
+      .due(now, limit, (entry) => entry.expiresAt as number)
+      .filter((entry) => entry.state !== 'gone');
   }
 
   /** Everything leased to `holder`. */

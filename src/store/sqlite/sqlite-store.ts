@@ -90,6 +90,13 @@ interface GroupJob {
   reject: (err: unknown) => void;
 }
 const RATE_KEYS = ['attempts', 'failures', 'deadLettered', 'enqueued', 'delivered'] as const;
+const NO_RATES: RateDelta = {
+  attempts: 0,
+  failures: 0,
+  deadLettered: 0,
+  enqueued: 0,
+  delivered: 0,
+};
 
 export class SqliteStore implements Store {
   readonly dialect = 'sqlite' as const;
@@ -183,13 +190,19 @@ export class SqliteStore implements Store {
     } catch (err) {
       throw mapDriverError(err);
     }
-    if (written !== null) this.storedNextQueueId = written;
 
-    // Committed: now the live index and the in-memory gauges may follow.
-    this.applyTally(tally as Tally);
-    for (const change of (tally as Tally).afterCommit) change();
-    this.persistRates(now);
+    this.committed([tally as Tally], written, now);
     return result;
+  }
+
+  /** A commit happened: now the live index and the in-memory gauges may follow. */
+  private committed(tallies: Tally[], written: number | null, now: number): void {
+    if (written !== null) this.storedNextQueueId = written;
+    for (const tally of tallies) {
+      this.applyTally(tally);
+      for (const change of tally.afterCommit) change();
+    }
+    this.persistRates(now);
   }
 
   /**
@@ -247,14 +260,8 @@ export class SqliteStore implements Store {
       return;
     }
 
-    if (written !== null) this.storedNextQueueId = written;
-    for (const [i, job] of jobs.entries()) {
-      const tally = tallies[i] as Tally;
-      this.applyTally(tally);
-      for (const change of tally.afterCommit) change();
-      job.resolve(values[i]);
-    }
-    this.persistRates(jobs[jobs.length - 1]?.now ?? Date.now());
+    this.committed(tallies, written, jobs[jobs.length - 1]?.now ?? Date.now());
+    for (const [i, job] of jobs.entries()) job.resolve(values[i]);
   }
 
   private read<T>(work: () => T): T {
@@ -295,13 +302,15 @@ export class SqliteStore implements Store {
       else this.topicGauges.set(key, gauge);
     }
 
-    const r = tally.rate;
-    if (r.attempts || r.failures || r.deadLettered || r.enqueued || r.delivered) {
-      const bucket = Math.floor(tally.now / RATE_BUCKET_MS) * RATE_BUCKET_MS;
-      const unsaved = this.unsavedRates.get(bucket);
-      if (unsaved === undefined) this.unsavedRates.set(bucket, { ...r });
-      else for (const k of RATE_KEYS) unsaved[k] += r[k];
-    }
+    this.addRates(tally.now, tally.rate);
+  }
+
+  private addRates(now: number, r: RateDelta): void {
+    if (!(r.attempts || r.failures || r.deadLettered || r.enqueued || r.delivered)) return;
+    const bucket = Math.floor(now / RATE_BUCKET_MS) * RATE_BUCKET_MS;
+    const unsaved = this.unsavedRates.get(bucket);
+    if (unsaved === undefined) this.unsavedRates.set(bucket, { ...r });
+    else for (const k of RATE_KEYS) unsaved[k] += r[k];
   }
 
   /**
@@ -324,12 +333,12 @@ export class SqliteStore implements Store {
          enqueued = enqueued + excluded.enqueued, delivered = delivered + excluded.delivered`,
     );
     try {
-      this.db.transaction(() => {
+      this.inTransaction(() => {
         for (const [bucket, r] of unsaved) {
           upsert.run(bucket, r.attempts, r.failures, r.deadLettered, r.enqueued, r.delivered);
         }
         this.sql('DELETE FROM rate_buckets WHERE bucket < ?').run(now - RATE_RETENTION_MS);
-      })();
+      });
     } catch {
       // Kept for the next try: a rate total is not worth failing a request for.
       for (const [bucket, r] of unsaved) {
@@ -848,9 +857,8 @@ export class SqliteStore implements Store {
       this.live.lease(entry, routes.agentId, leaseExpiresAt, row.attempts + 1);
       deliveries.push(toDelivery(entry.id, row.attempts + 1, row.message, leaseExpiresAt));
     }
-    const tally = new Tally(options.now);
-    tally.rate.attempts = deliveries.length;
-    this.applyTally(tally);
+    // A claim commits nothing, so its attempts go straight to the unsaved rates.
+    this.addRates(options.now, { ...NO_RATES, attempts: deliveries.length });
     return deliveries;
   }
 
@@ -891,23 +899,7 @@ export class SqliteStore implements Store {
   ): Promise<{ acked: number; rejected: { queueId: string; why: string }[] }> {
     // Leases are in memory: who holds what is known before the transaction, which only
     // deletes the rows.
-    const accepted: LiveEntry[] = [];
-    const rejected: { queueId: string; why: string }[] = [];
-    const seen = new Set<number>();
-    for (const queueId of queueIds) {
-      const id = parseQueueId(queueId);
-      const entry = id === null ? undefined : this.live.leased(id);
-      if (entry === undefined || seen.has(entry.id)) {
-        rejected.push({ queueId, why: this.whyNotLeased(id, agentId) });
-        continue;
-      }
-      if (agentId !== undefined && entry.holder !== agentId) {
-        rejected.push({ queueId, why: 'not_lease_holder' });
-        continue;
-      }
-      seen.add(entry.id);
-      accepted.push(entry);
-    }
+    const { entries: accepted, rejected } = this.leasedFor(queueIds, agentId);
     if (accepted.length === 0) return { acked: 0, rejected };
 
     // The ack is decided now, and the entries leave the lease set now, so nothing between
@@ -919,7 +911,7 @@ export class SqliteStore implements Store {
       until: entry.leaseUntil,
       attempt: entry.attempt,
     }));
-    for (const entry of accepted) this.live.remove(entry);
+    for (const entry of accepted) this.live.unlease(entry);
 
     try {
       return await this.grouped(now, accepted.length, (tally) => {
@@ -937,14 +929,45 @@ export class SqliteStore implements Store {
         for (const entry of accepted) tally.move(entry, 'pending', null);
         tally.count('delivered', accepted.length);
         tally.rate.delivered += accepted.length;
+        tally.afterCommit.push(() => {
+          for (const entry of accepted) this.live.remove(entry);
+        });
         return { acked: accepted.length, rejected };
       });
     } catch (err) {
       for (const { entry, holder, until, attempt } of leases) {
-        if (entry.state === 'gone') this.live.restoreLease(entry, holder, until, attempt);
+        if (entry.state === 'gone') this.live.lease(entry, holder, until, attempt);
       }
       throw err;
     }
+  }
+
+  /**
+   * The entries of `queueIds` leased right now (to `agentId`, when given), each once, and
+   * why each other id is refused.
+   */
+  private leasedFor(
+    queueIds: string[],
+    agentId: string | undefined,
+  ): { entries: LiveEntry[]; rejected: { queueId: string; why: string }[] } {
+    const entries: LiveEntry[] = [];
+    const rejected: { queueId: string; why: string }[] = [];
+    const seen = new Set<number>();
+    for (const queueId of queueIds) {
+      const id = parseQueueId(queueId);
+      const entry = id === null ? undefined : this.live.leased(id);
+      if (
+        entry === undefined ||
+        seen.has(entry.id) ||
+        (agentId !== undefined && entry.holder !== agentId)
+      ) {
+        rejected.push({ queueId, why: this.whyNotLeased(id, agentId) });
+        continue;
+      }
+      seen.add(entry.id);
+      entries.push(entry);
+    }
+    return { entries, rejected };
   }
 
   /** Why an id cannot be acknowledged or failed: it is not leased right now. */
@@ -962,23 +985,8 @@ export class SqliteStore implements Store {
   }
 
   async fail(queueIds: string[], options: FailOptions, backoff: BackoffFn): Promise<FailOutcome> {
-    const outcome: FailOutcome = { retried: 0, deadLettered: 0, rejected: [] };
-    const failing: LiveEntry[] = [];
-    const seen = new Set<number>();
-    for (const queueId of queueIds) {
-      const id = parseQueueId(queueId);
-      const entry = id === null ? undefined : this.live.leased(id);
-      if (
-        entry === undefined ||
-        seen.has(entry.id) ||
-        (options.agentId !== undefined && entry.holder !== options.agentId)
-      ) {
-        outcome.rejected.push({ queueId, why: this.whyNotLeased(id, options.agentId) });
-        continue;
-      }
-      seen.add(entry.id);
-      failing.push(entry);
-    }
+    const { entries: failing, rejected } = this.leasedFor(queueIds, options.agentId);
+    const outcome: FailOutcome = { retried: 0, deadLettered: 0, rejected };
     if (failing.length === 0) return outcome;
 
     return this.tx((tally) => {
