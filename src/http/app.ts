@@ -18,7 +18,7 @@ import { invalidRequest, SwarmError } from '../core/errors.ts';
 import type { SwarmApi } from '../engine/contract.ts';
 import { authHooks, declaredScope } from './auth.ts';
 import { errorHandler, notFoundHandler } from './errors.ts';
-import { REDACT_PATHS, RequestLogController, requestId } from './logging.ts';
+import { REDACT_PATHS, RequestLogController, requestId, requestLogger } from './logging.ts';
 import { createMetrics, type HttpMetrics } from './metrics.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
 import { registerCompatRoutes } from './routes/compat.ts';
@@ -27,7 +27,7 @@ import { registerMessageRoutes } from './routes/messages.ts';
 import { registerQueueRoutes } from './routes/queue.ts';
 import { registerRecoveryRoutes } from './routes/recovery.ts';
 import type { ResolvedTokens } from './tokens.ts';
-import { compileValidator } from './validation.ts';
+import { acceptsEmptyObject, compileValidator } from './validation.ts';
 
 function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
@@ -101,7 +101,8 @@ const asList = <T>(value: T | T[] | undefined): T[] =>
   value === undefined ? [] : Array.isArray(value) ? value : [value];
 
 // POST endpoints whose fields are all optional take an empty body, with or without a
-// Content-Type; the schema then sees {} and fills in the defaults.
+// Content-Type; the schema then sees {} and fills in the defaults. Only those routes get the
+// hook: on the others (enqueue among them) an empty body fails validation either way.
 const emptyBodyIsObject: Hook = (request, _reply, done) => {
   if (request.body === undefined) request.body = {};
   done();
@@ -118,6 +119,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       ? { loggerInstance: logger.child({}, { redact: REDACT_PATHS }) as FastifyBaseLogger }
       : { logger: { ...logger, redact: REDACT_PATHS } }),
     logController: new RequestLogController(),
+    childLoggerFactory: requestLogger,
     genReqId: requestId,
     requestIdHeader: false,
     bodyLimit: BODY_LIMIT,
@@ -196,7 +198,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
 
     route.onRequest = [hookFor(scope), ...asList(route.onRequest)];
     route.onResponse = [metrics.observer(route.url), ...asList(route.onResponse)];
-    if (route.schema?.body !== undefined) {
+    if (route.schema?.body !== undefined && acceptsEmptyObject(route.schema.body)) {
       route.preValidation = [emptyBodyIsObject, ...asList(route.preValidation)];
     }
   });

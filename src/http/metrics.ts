@@ -177,9 +177,18 @@ export function createMetrics(api: SwarmApi): HttpMetrics {
     registry,
 
     observer(route) {
+      // The labelled series of this route, by method and status: looking a series up from a
+      // label object hashes the labels, a few µs on every request.
+      const series = new Map<string, Histogram.Internal<'route' | 'method' | 'status'>>();
+
       return (request, reply, done) => {
-        const labels = { route, method: request.method, status: reply.statusCode };
-        duration.observe(labels, reply.elapsedTime / 1000);
+        const key = `${request.method} ${reply.statusCode}`;
+        let child = series.get(key);
+        if (child === undefined) {
+          child = duration.labels({ route, method: request.method, status: reply.statusCode });
+          series.set(key, child);
+        }
+        child.observe(reply.elapsedTime / 1000);
         done();
       };
     },

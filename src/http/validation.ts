@@ -55,6 +55,12 @@ export const compileValidator: FastifySchemaCompiler<TSchema> = ({ schema, httpP
   };
 };
 
+/** Whether a body schema accepts `{}`: the routes whose every field is optional. */
+export function acceptsEmptyObject(schema: unknown): boolean {
+  const checker = Compile(schema as TSchema);
+  return checker.Check(hasDefaults(schema as JsonSchema) ? checker.Default({}) : {});
+}
+
 /** Converts the integer and boolean fields of a flat query or params object, in place. */
 function stringConverter(root: JsonSchema): ((data: unknown) => void) | null {
   const fields: [string, 'integer' | 'boolean'][] = [];
