@@ -9,9 +9,16 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.ts';
 import { backoffDelay } from '../core/backoff.ts';
 import { invalidRequest, notFound, SwarmError } from '../core/errors.ts';
-import { parseTarget } from '../core/targets.ts';
-import type { Agent, AgentView, DeadLetterReason, Delivery, QueueEntry } from '../core/types.ts';
-import type { AgentRoutes, BackoffFn, NewEntry, Store } from '../store/store.ts';
+import { type ParsedTarget, parseTarget } from '../core/targets.ts';
+import type {
+  Agent,
+  AgentView,
+  DeadLetterReason,
+  Delivery,
+  Message,
+  QueueEntry,
+} from '../core/types.ts';
+import type { AgentRoutes, BackoffFn, EnqueueOutcome, NewEntry, Store } from '../store/store.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type {
   AckResult,
@@ -334,54 +341,62 @@ export class SwarmEngine implements SwarmApi {
     const defaults = { now, defaultMaxAttempts: this.config.defaultMaxAttempts };
 
     // Parse everything before writing anything: one bad message rejects the whole request.
-    const planned: { messageId: string; entries: NewEntry[] }[] = [];
+    // Message i's entries start at firstOf[i] (a broadcast has one per live agent). Plain
+    // loops and flat arrays: this runs once per request at thousands of requests a second.
+    const entries: NewEntry[] = [];
+    const firstOf: number[] = [];
+    const messageIds: string[] = [];
     let live: Agent[] | null = null;
-    for (const [index, input] of inputs.entries()) {
-      const message = withIndex(index, inputs.length, () => normalizeMessage(input.message, now));
-      const target = withIndex(index, inputs.length, () => parseTarget(message.target));
+
+    for (let index = 0; index < inputs.length; index += 1) {
+      const input = inputs[index] as EnqueueInput;
+      let message: Message;
+      let target: ParsedTarget;
+      try {
+        message = normalizeMessage(input.message, now);
+        target = parseTarget(message.target);
+      } catch (err) {
+        throw numbered(err, index, inputs.length);
+      }
+
+      firstOf.push(entries.length);
+      messageIds.push(message.id);
+      const chosenId = input.message.id !== undefined;
 
       if (target.kind === 'broadcast') {
         live ??= await this.store.liveAgents(now - this.config.staleAfterMs);
         const ids = live.map((agent) => agent.id);
-        planned.push({
-          messageId: message.id,
-          entries: buildCopies(message, ids, input, defaults, input.message.id !== undefined),
-        });
+        for (const copy of buildCopies(message, ids, input, defaults, chosenId)) entries.push(copy);
       } else {
-        planned.push({
-          messageId: message.id,
-          entries: [
-            buildEntry(
-              message,
-              target,
-              input,
-              defaults,
-              input.message.id === undefined ? null : message.id,
-            ),
-          ],
-        });
+        entries.push(buildEntry(message, target, input, defaults, chosenId ? message.id : null));
       }
     }
 
     // The store commits the enqueues and acks of one event-loop turn together.
-    const outcomes = await this.store.enqueue(
-      planned.flatMap((p) => p.entries),
-      this.clock.now(),
-    );
-    this.afterEnqueue(planned.flatMap((p) => p.entries));
+    const outcomes = await this.store.enqueue(entries, this.clock.now());
+    this.afterEnqueue(entries);
 
-    let offset = 0;
-    return planned.map((plan) => {
-      const mine = outcomes.slice(offset, offset + plan.entries.length);
-      offset += plan.entries.length;
-      const first = mine[0];
-      return {
-        queueId: first?.queueId ?? null,
-        queueIds: mine.filter((o) => !o.duplicate).map((o) => o.queueId),
-        duplicate: mine.length > 0 && mine.every((o) => o.duplicate),
-        messageId: plan.messageId,
-      };
-    });
+    const results: EnqueueResult[] = [];
+    for (let i = 0; i < messageIds.length; i += 1) {
+      const from = firstOf[i] as number;
+      const to = firstOf[i + 1] ?? entries.length;
+      const queueIds: string[] = [];
+      let duplicates = 0;
+
+      for (let j = from; j < to; j += 1) {
+        const outcome = outcomes[j] as EnqueueOutcome;
+        if (outcome.duplicate) duplicates += 1;
+        else queueIds.push(outcome.queueId);
+      }
+
+      results.push({
+        queueId: outcomes[from]?.queueId ?? null,
+        queueIds,
+        duplicate: to > from && duplicates === to - from,
+        messageId: messageIds[i] as string,
+      });
+    }
+    return results;
   }
 
   async publish(input: PublishInput): Promise<PublishResult> {
@@ -426,10 +441,11 @@ export class SwarmEngine implements SwarmApi {
   }
 
   private afterEnqueue(entries: NewEntry[]): void {
-    this.enqueueRate.add(this.clock.now(), entries.length);
+    const now = this.clock.now();
+    this.enqueueRate.add(now, entries.length);
     const routes = new Map<RouteKey, number>();
     for (const entry of entries) {
-      if (entry.availableAt > this.clock.now()) continue;
+      if (entry.availableAt > now) continue;
       const key = routeKey(entry.routeKind, entry.routeKey);
       routes.set(key, (routes.get(key) ?? 0) + 1);
     }
@@ -865,13 +881,10 @@ function routesOf(agent: Agent): RouteKey[] {
 }
 
 /** Names the message in a batch that a validation error is about. */
-function withIndex<T>(index: number, count: number, work: () => T): T {
-  try {
-    return work();
-  } catch (err) {
-    if (err instanceof SwarmError && count > 1) {
-      throw new SwarmError(err.code, `messages[${index}]: ${err.message}`, err.details);
-    }
-    throw err;
+/** A batch's error names the message it is about. */
+function numbered(err: unknown, index: number, count: number): unknown {
+  if (err instanceof SwarmError && count > 1) {
+    return new SwarmError(err.code, `messages[${index}]: ${err.message}`, err.details);
   }
+  return err;
 }

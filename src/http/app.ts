@@ -18,6 +18,7 @@ import { invalidRequest, SwarmError } from '../core/errors.ts';
 import type { SwarmApi } from '../engine/contract.ts';
 import { authHooks, declaredScope } from './auth.ts';
 import { errorHandler, notFoundHandler } from './errors.ts';
+import { MAX_JSON_DEPTH, nestsDeeperThan } from './limits.ts';
 import { REDACT_PATHS, RequestLogController, requestId, requestLogger } from './logging.ts';
 import { createMetrics, type HttpMetrics } from './metrics.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
@@ -49,23 +50,6 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
       `Content-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `Connection: close\r\n\r\n${body}`,
   );
-}
-
-/** Nesting allowed in a request body: far beyond any real message, far below the stack. */
-export const MAX_JSON_DEPTH = 64;
-
-/** Iterative, so the check itself cannot overflow. */
-function exceedsDepth(root: unknown, max: number): boolean {
-  const stack: [unknown, number][] = [[root, 1]];
-  while (stack.length > 0) {
-    const [value, depth] = stack.pop() as [unknown, number];
-    if (value === null || typeof value !== 'object') continue;
-    if (depth > max) return true;
-    for (const child of Array.isArray(value) ? value : Object.values(value)) {
-      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
-    }
-  }
-  return false;
 }
 
 /** The contract's limit on a request body: 1 MiB, a batch of a thousand ordinary messages. */
@@ -169,7 +153,7 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
       if (err) return done(err, undefined);
       // JSON this deep overflows the stack of every recursive walk after it (serializing it
       // for the store among them): refuse it here, before it can fail anyone else's request.
-      if (exceedsDepth(value, MAX_JSON_DEPTH)) {
+      if (nestsDeeperThan(body as string, MAX_JSON_DEPTH)) {
         return done(
           invalidRequest(`request body nests deeper than ${MAX_JSON_DEPTH} levels`, [
             { field: 'body', message: `at most ${MAX_JSON_DEPTH} levels of arrays and objects` },

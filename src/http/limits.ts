@@ -1,5 +1,5 @@
-// Size rules that JSON Schema cannot state: a payload is at most 256 KiB and metadata at most
-// 8 KiB once serialized. Measuring means serializing, so the payload check first asks whether
+// Size rules that JSON Schema cannot state: a body nests at most 64 levels; a payload is at most
+// 256 KiB and metadata at most 8 KiB once serialized. Measuring means serializing, so the payload check first asks whether
 // the request body is big enough to hold an oversized payload at all; nearly every enqueue is
 // a few hundred bytes and skips the work.
 
@@ -16,6 +16,44 @@ export function jsonBytes(value: unknown): number {
 // Re-serializing can make JSON longer than it arrived only through numbers: "1e20" comes back
 // as 21 digits, a factor of 5.25. A body under a sixth of the limit can hold no payload over it.
 const EXPANSION = 6;
+
+/** Nesting allowed in a request body: far beyond any real message, far below the stack. */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Whether JSON text, already known to parse, opens more than `max` arrays or objects inside one
+ * another. A scan of the text rather than a walk of the parsed value: it allocates nothing,
+ * and brackets inside strings are skipped, escapes included.
+ */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charCodeAt(i);
+
+    if (c === QUOTE) {
+      i += 1;
+      while (i < text.length) {
+        const d = text.charCodeAt(i);
+        if (d === QUOTE) break;
+        i += d === BACKSLASH ? 2 : 1;
+      }
+    } else if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      depth += 1;
+      if (depth > max) return true;
+    } else if (c === CLOSE_BRACE || c === CLOSE_BRACKET) {
+      depth -= 1;
+    }
+  }
+  return false;
+}
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACKET = 0x5d;
 
 function bodyMayHold(request: FastifyRequest, bytes: number): boolean {
   const length = Number(request.headers['content-length']);

@@ -49,6 +49,7 @@ import type {
   Store,
 } from '../store.ts';
 import { Checkpointer } from './checkpointer.ts';
+import { FreshMessages } from './fresh-messages.ts';
 import { type LiveEntry, LiveIndex, type NewLiveEntry } from './live-index.ts';
 import { MIGRATIONS } from './migrations.ts';
 import { OwnerLock } from './owner-lock.ts';
@@ -107,6 +108,8 @@ export class SqliteStore implements Store {
   private readonly inTransaction: Database.Transaction<(work: () => unknown) => unknown>;
   /** Claim order, delays, leases and TTLs of the pending entries; see live-index.ts. */
   private live = new LiveIndex();
+  /** Messages enqueued and not yet claimed, so a claim need not read them back. */
+  private readonly fresh = new FreshMessages();
   /** topic → [pending (leased included), unused, dead]; rebuilt from the file at start. */
   private topicGauges = new Map<string, number[]>();
   /** Rate deltas not yet written, by bucket; see persistRates. */
@@ -731,8 +734,12 @@ export class SqliteStore implements Store {
       let nextId = this.nextQueueId;
 
       const added: NewLiveEntry[] = [];
+      const texts: string[] = [];
       tally.afterCommit.push(() => {
-        for (const fields of added) this.live.add(fields, now);
+        for (const [i, fields] of added.entries()) {
+          this.live.add(fields, now);
+          this.fresh.add(fields.id, texts[i] as string);
+        }
       });
 
       const outcomes = entries.map((entry) => {
@@ -745,9 +752,9 @@ export class SqliteStore implements Store {
           return { queueId: String(existing.queue_id), duplicate: true };
         }
 
-        const dead =
-          entry.requireRegistered &&
-          this.sql('SELECT 1 FROM agents WHERE id = ?').get(entry.routeKey) === undefined;
+        // The agent map follows every committed registration, and no registration commits
+        // while a group is being written.
+        const dead = entry.requireRegistered && !this.agents.has(entry.routeKey);
         const id = nextId;
         nextId += 1;
         insert.run(
@@ -776,6 +783,7 @@ export class SqliteStore implements Store {
           tally.count('deadLettered');
           tally.rate.deadLettered += 1;
         } else {
+          texts.push(entry.messageJson);
           added.push({
             id,
             routeKind: entry.routeKind,
@@ -809,23 +817,32 @@ export class SqliteStore implements Store {
    * batch, by primary key. The rows come back in rowid order; `entries` is in claim order.
    */
   private claimedRows(entries: LiveEntry[]): Map<number, ClaimedRow> {
+    const rows = new Map<number, ClaimedRow>();
+    const unread: LiveEntry[] = [];
+    for (const entry of entries) {
+      const message = this.fresh.take(entry.id);
+      if (message === undefined) unread.push(entry);
+      else rows.set(entry.id, { queue_id: entry.id, attempts: 0, message });
+    }
+    if (unread.length === 0) return rows;
+
     // A few ids are cheaper by primary key one at a time: json_each costs ~25 µs to set up,
     // which is most of a poll that takes one message.
-    if (entries.length <= FEW_IDS) {
+    if (unread.length <= FEW_IDS) {
       const one = this.sql('SELECT queue_id, attempts, message FROM entries WHERE queue_id = ?');
-      const rows = new Map<number, ClaimedRow>();
-      for (const entry of entries) {
+      for (const entry of unread) {
         const row = one.get(entry.id) as ClaimedRow | undefined;
         if (row !== undefined) rows.set(row.queue_id, row);
       }
       return rows;
     }
 
-    const rows = this.sql(
+    const read = this.sql(
       `SELECT queue_id, attempts, message FROM entries
        WHERE queue_id IN (SELECT value FROM json_each(?))`,
-    ).all(JSON.stringify(entries.map((entry) => entry.id))) as ClaimedRow[];
-    return new Map(rows.map((row) => [row.queue_id, row]));
+    ).all(JSON.stringify(unread.map((entry) => entry.id))) as ClaimedRow[];
+    for (const row of read) rows.set(row.queue_id, row);
+    return rows;
   }
 
   /**
