@@ -9,8 +9,8 @@
 // dead-lettered) is harmless until it ages out, since queue ids are never reused and its text
 // is still its text.
 
-/** Characters of message text kept: ~8-16 MiB, a few seconds of single enqueues. */
-export const FRESH_BUDGET = 8 * 1024 * 1024;
+/** Characters of message text kept: 2-4 MiB, thousands of messages, far more than a healthy queue holds between enqueue and claim. */
+export const FRESH_BUDGET = 2 * 1024 * 1024;
 
 // A message this large is rare and would push out hundreds of ordinary ones.
 const LARGEST_SHARE = 64;
