@@ -49,6 +49,12 @@ export interface Config {
   failureMinAttempts: number;
   queuePressureMs: number;
   dispatcherStallMs: number;
+
+  /**
+   * How far V8 lets the heap grow past what the last full GC kept, in percent; 0 leaves it to
+   * V8. Applied by `swarmctl serve` to its own process. See docs/operations.md, "Memory".
+   */
+  heapGrowthPercent: number;
 }
 
 /** Every default, with its environment variable. Flags use the kebab-case of the key. */
@@ -80,6 +86,13 @@ const SPEC = {
   failureMinAttempts: { env: 'OWOKX_FAILURE_MIN_ATTEMPTS', kind: 'int', min: 1, default: 20 },
   queuePressureMs: { env: 'OWOKX_QUEUE_PRESSURE_MS', kind: 'int', min: 1, default: MINUTE },
   dispatcherStallMs: { env: 'OWOKX_DISPATCHER_STALL_MS', kind: 'int', min: 1000 },
+  heapGrowthPercent: {
+    env: 'OWOKX_HEAP_GROWTH_PERCENT',
+    kind: 'int',
+    min: 0,
+    max: 400,
+    default: 50,
+  },
 } as const;
 
 type SpecKey = keyof typeof SPEC;
@@ -195,6 +208,7 @@ export function loadConfig(
     dispatcherStallMs:
       (values.dispatcherStallMs as number) ??
       Math.max(30 * SECOND, 10 * (values.dispatchIntervalMs as number)),
+    heapGrowthPercent: values.heapGrowthPercent as number,
   };
 
   if (config.autoPruneAfterMs !== 0 && config.autoPruneAfterMs < config.staleAfterMs) {

@@ -90,12 +90,19 @@ describe('hardening', () => {
 });
 
 describe('settings that cannot work refuse to start, naming the variable', () => {
+  it('bounds heap growth by default, and 0 leaves it to V8', () => {
+    expect(loadConfig({}).heapGrowthPercent).toBe(50);
+    expect(loadConfig({ OWOKX_HEAP_GROWTH_PERCENT: '0' }).heapGrowthPercent).toBe(0);
+  });
+
   it.each([
     [{ OWOKX_AUTO_PRUNE_AFTER_MS: '1' }, /OWOKX_AUTO_PRUNE_AFTER_MS/],
     [{ OWOKX_HEARTBEAT_INTERVAL_MS: '999999999' }, /OWOKX_HEARTBEAT_INTERVAL_MS/],
     [{ OWOKX_DATABASE_URL: 'sqlite:' }, /OWOKX_DATABASE_URL/],
     [{ OWOKX_PORT: 'abc' }, /OWOKX_PORT/],
     [{ OWOKX_LEASE_MS: '999999999' }, /OWOKX_LEASE_MS/],
+    [{ OWOKX_HEAP_GROWTH_PERCENT: '-5' }, /OWOKX_HEAP_GROWTH_PERCENT/],
+    [{ OWOKX_HEAP_GROWTH_PERCENT: '1000' }, /OWOKX_HEAP_GROWTH_PERCENT/],
   ])('%o', (env, message) => {
     expect(() => loadConfig(env)).toThrow(ConfigError);
     expect(() => loadConfig(env)).toThrow(message);
