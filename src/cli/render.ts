@@ -145,7 +145,8 @@ export function renderQueue(out: Output, q: QueueSummary): string {
       out.table(
         ['TOPIC', 'QUEUED', 'INFLIGHT', 'DEAD-LETTERED'],
         topics.map(([topic, g]) => [
-          topic,
+          // The store reports messages without a topic under "", which no topic can be.
+          topic === '' ? out.c.dim('(no topic)') : topic,
           formatCount(g.queued),
           formatCount(g.inflight),
           formatCount(g.deadLettered),

@@ -51,14 +51,19 @@ function agent(id: string): Agent {
 
 function entry(
   n: number,
-  options: { priority?: Message['priority']; delayMs?: number; ttlMs?: number } = {},
+  options: {
+    priority?: Message['priority'];
+    delayMs?: number;
+    ttlMs?: number;
+    topic?: string | null;
+  } = {},
 ): NewEntry {
   const message: Message = {
     id: `m-${n}`,
     source: 'test',
     target: 'type:worker',
     type: 'EVENT',
-    topic: 'jobs',
+    topic: options.topic === undefined ? 'jobs' : options.topic,
     payload: { n },
     timestamp: new Date(NOW).toISOString(),
     priority: options.priority ?? 'normal',
@@ -114,6 +119,32 @@ describe('the live index', () => {
     expect(payloads(again)).toEqual([1, 2, 3]);
     // The attempt in flight at the restart was not stored: each is on its first again.
     expect(again.map((d) => d.attempt)).toEqual([1, 1, 1]);
+  });
+
+  it('reports messages without a topic apart from a topic named like a placeholder', async () => {
+    const file = path.join(tempDir(), 'swarm.db');
+    let store = await openStore(file);
+    await store.enqueue(
+      [entry(1, { topic: null }), entry(2, { topic: '(none)' }), entry(3, { topic: 'x' })],
+      NOW,
+    );
+    await store.claim(ROUTES, { limit: 1, leaseMs: 30_000, now: NOW });
+
+    const expected = {
+      '': { queued: 0, inflight: 1, deadLettered: 0 },
+      '(none)': { queued: 1, inflight: 0, deadLettered: 0 },
+      x: { queued: 1, inflight: 0, deadLettered: 0 },
+    };
+    expect(await store.byTopic()).toEqual(expected);
+
+    // Rebuilt from the file at start, the keys stay apart (the lease is forgotten).
+    await closeStore(store);
+    store = await openStore(file);
+    expect(await store.byTopic()).toEqual({
+      ...expected,
+      '': { queued: 1, inflight: 0, deadLettered: 0 },
+    });
+    await conserved(store);
   });
 
   it('claims in priority order, and delayed entries join in availability order', async () => {

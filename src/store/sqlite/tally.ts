@@ -26,7 +26,11 @@ const COUNTER_OF: Record<EntryState, CounterName> = {
   dead: 'dead',
 };
 
-export const NO_TOPIC = '(none)';
+/**
+ * The byTopic key of messages sent without a topic. A topic is 1 to 256 characters, so the
+ * empty string is the one key no real topic can take (a placeholder such as "(none)" could).
+ */
+export const NO_TOPIC = '';
 
 export class Tally {
   readonly counters = new Map<CounterName, number>();
