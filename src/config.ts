@@ -43,6 +43,8 @@ export interface Config {
   defaultMaxAttempts: number;
   defaultLeaseMs: number;
   defaultMaxInflight: number;
+  /** New messages are refused (429) while this many wait undelivered; 0: no limit. */
+  maxQueueDepth: number;
 
   rateWindowMs: number;
   failureRateThreshold: number;
@@ -81,6 +83,7 @@ const SPEC = {
     default: 30 * SECOND,
   },
   defaultMaxInflight: { env: 'OWOKX_MAX_INFLIGHT', kind: 'int', min: 1, default: 100 },
+  maxQueueDepth: { env: 'OWOKX_MAX_QUEUE_DEPTH', kind: 'int', min: 0, default: 2_000_000 },
   rateWindowMs: { env: 'OWOKX_RATE_WINDOW_MS', kind: 'int', min: 10 * SECOND, default: 5 * MINUTE },
   failureRateThreshold: { env: 'OWOKX_FAILURE_RATE_THRESHOLD', kind: 'ratio', default: 0.05 },
   failureMinAttempts: { env: 'OWOKX_FAILURE_MIN_ATTEMPTS', kind: 'int', min: 1, default: 20 },
@@ -201,6 +204,7 @@ export function loadConfig(
     defaultMaxAttempts: values.defaultMaxAttempts as number,
     defaultLeaseMs: values.defaultLeaseMs as number,
     defaultMaxInflight: values.defaultMaxInflight as number,
+    maxQueueDepth: values.maxQueueDepth as number,
     rateWindowMs: values.rateWindowMs as number,
     failureRateThreshold: values.failureRateThreshold as number,
     failureMinAttempts: values.failureMinAttempts as number,

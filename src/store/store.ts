@@ -235,6 +235,11 @@ export interface Store {
     after: number,
     upTo: number,
   ): Promise<{ kind: TargetKind; key: string; count: number }[]>;
+  /**
+   * Messages accepted and not yet acknowledged or dead-lettered (queued, delayed and in
+   * flight), as committed. Asked on every enqueue: it must not touch the disk.
+   */
+  depth(): Promise<number>;
   gauges(now: number): Promise<Gauges>;
   byTopic(): Promise<Record<string, TopicGauges>>;
   routeCounts(): Promise<RouteCount[]>;

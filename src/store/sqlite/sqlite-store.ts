@@ -112,6 +112,8 @@ export class SqliteStore implements Store {
   private readonly fresh = new FreshMessages();
   /** topic → [pending (leased included), unused, dead]; rebuilt from the file at start. */
   private topicGauges = new Map<string, number[]>();
+  /** Pending entries, leased included, as committed: the sum of the topic gauges' first. */
+  private pendingTotal = 0;
   /** Rate deltas not yet written, by bucket; see persistRates. */
   private unsavedRates = new Map<number, RateDelta>();
   private ratesSavedAt = 0;
@@ -299,6 +301,7 @@ export class SqliteStore implements Store {
   private applyTally(tally: Tally): void {
     for (const [dim, key, deltas] of tally.gauges()) {
       if (dim !== 'topic') continue;
+      this.pendingTotal += deltas[0] ?? 0;
       const gauge = this.topicGauges.get(key) ?? [0, 0, 0];
       for (let i = 0; i < 3; i += 1) gauge[i] = (gauge[i] ?? 0) + (deltas[i] ?? 0);
       if (gauge[0] === 0 && gauge[2] === 0) this.topicGauges.delete(key);
@@ -442,6 +445,8 @@ export class SqliteStore implements Store {
 
     this.live = live;
     this.topicGauges = topics;
+    this.pendingTotal = 0;
+    for (const [pending = 0] of topics.values()) this.pendingTotal += pending;
     this.agents = new Map(
       (this.db.prepare('SELECT * FROM agents').all() as AgentRow[]).map((row) => [
         row.id,
@@ -1374,6 +1379,10 @@ export class SqliteStore implements Store {
       }
     }
     return out;
+  }
+
+  async depth(): Promise<number> {
+    return this.pendingTotal;
   }
 
   async gauges(now: number): Promise<Gauges> {
