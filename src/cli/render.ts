@@ -196,6 +196,12 @@ export function renderAgent(out: Output, a: AgentDetail, now = Date.now()): stri
       `${new Date(a.lastHeartbeat).toISOString()} (${formatAge(a.lastHeartbeat, now)})`,
     ],
     ['metadata', formatJsonCell(a.metadata, 200)],
+    [
+      'last metrics',
+      a.lastMetrics === null || a.lastMetrics === undefined
+        ? '-'
+        : `${formatJsonCell(a.lastMetrics, 200)} (${formatAge(a.lastMetricsAt ?? now, now)})`,
+    ],
   ]);
 }
 

@@ -142,6 +142,9 @@ export interface AgentQuery {
 
 export interface AgentDetail extends AgentView {
   subscriptions: string[];
+  /** The metrics of the agent's last heartbeat that carried any; null if none did. */
+  lastMetrics: Record<string, unknown> | null;
+  lastMetricsAt: number | null;
 }
 
 export interface RoutingType {

@@ -242,11 +242,17 @@ export class SwarmEngine implements SwarmApi {
 
   async getAgent(id: string): Promise<AgentDetail> {
     const agent = await this.requireAgent(id);
-    const [inflight, subscriptions] = await Promise.all([
+    const [inflight, subscriptions, metrics] = await Promise.all([
       this.store.inflightOf(id),
       this.store.subscriptionsOf(id),
+      this.store.agentMetrics(id),
     ]);
-    return { ...this.view(agent, inflight), subscriptions };
+    return {
+      ...this.view(agent, inflight),
+      subscriptions,
+      lastMetrics: metrics?.metrics ?? null,
+      lastMetricsAt: metrics?.at ?? null,
+    };
   }
 
   private async requireAgent(id: string): Promise<Agent> {
@@ -285,7 +291,7 @@ export class SwarmEngine implements SwarmApi {
   }
 
   async heartbeat(id: string, input: HeartbeatInput): Promise<void> {
-    const known = await this.store.heartbeat(id, this.clock.now(), input.status);
+    const known = await this.store.heartbeat(id, this.clock.now(), input.status, input.metrics);
     if (!known) throw notFound('agent', id);
 
     // A status change can make an agent live or not live for push delivery.

@@ -166,7 +166,15 @@ export interface Store {
   // Agents
   upsertAgent(agent: Agent): Promise<Agent>;
   /** false when the agent is not registered. */
-  heartbeat(id: string, at: number, status?: AgentStatus): Promise<boolean>;
+  /** False when the agent is unknown. `metrics` replaces the last ones it reported. */
+  heartbeat(
+    id: string,
+    at: number,
+    status?: AgentStatus,
+    metrics?: Record<string, unknown>,
+  ): Promise<boolean>;
+  /** What the agent last reported with a heartbeat, and when; null if it never did. */
+  agentMetrics(id: string): Promise<{ metrics: Record<string, unknown>; at: number } | null>;
   getAgent(id: string): Promise<Agent | null>;
   listAgents(filter: AgentFilter): Promise<{ items: Agent[]; total: number }>;
   /** Live: heartbeat at or after `since` and not offline. Small: agents, not messages. */

@@ -94,6 +94,43 @@ describe('agents', () => {
     expect(unknown.body.error.code).toBe('not_found');
   });
 
+  it('keeps the metrics of the last heartbeat that carried any, for the agent view', async () => {
+    const beat = (body: unknown) =>
+      call(h.app, { method: 'POST', url: '/swarm/agents/m-1/heartbeat', token: 'agent', body });
+    const view = async () =>
+      (await call(h.app, { method: 'GET', url: '/swarm/agents/m-1', token: 'read' })).body;
+    await call(h.app, {
+      method: 'POST',
+      url: '/swarm/agents',
+      token: 'agent',
+      body: { id: 'm-1', type: 'scout' },
+    });
+    expect(await view()).toMatchObject({ lastMetrics: null, lastMetricsAt: null });
+
+    h.clock.advance(1000);
+    await beat({ metrics: { load: 0.5, queue: 3 } });
+    const at = h.clock.now();
+    expect(await view()).toMatchObject({ lastMetrics: { load: 0.5, queue: 3 }, lastMetricsAt: at });
+
+    // A heartbeat without metrics keeps the last ones; one with metrics replaces them whole.
+    h.clock.advance(1000);
+    await beat({ status: 'busy' });
+    expect(await view()).toMatchObject({ lastMetrics: { load: 0.5, queue: 3 }, lastMetricsAt: at });
+    await beat({ metrics: { load: 0.9 } });
+    expect(await view()).toMatchObject({ lastMetrics: { load: 0.9 }, lastMetricsAt: h.clock.now() });
+
+    // Gone with the agent: registered again, it starts without.
+    await call(h.app, { method: 'DELETE', url: '/swarm/agents/m-1', token: 'agent' });
+    await call(h.app, {
+      method: 'POST',
+      url: '/swarm/agents',
+      token: 'agent',
+      body: { id: 'm-1', type: 'scout' },
+    });
+    expect(await view()).toMatchObject({ lastMetrics: null });
+    await call(h.app, { method: 'DELETE', url: '/swarm/agents/m-1', token: 'agent' });
+  });
+
   it('shows one agent with its subscriptions and inflight count', async () => {
     await call(h.app, {
       method: 'PUT',

@@ -193,4 +193,17 @@ export const MIGRATIONS: Migration[] = [
       DROP TABLE gauge_counts;
     `,
   },
+  {
+    version: 3,
+    name: 'heartbeat metrics',
+    // The last metrics an agent reported with a heartbeat, kept apart from the agents table:
+    // only the single-agent view shows them, and the listing stays small.
+    up: `
+      CREATE TABLE agent_metrics (
+        agent_id TEXT PRIMARY KEY,
+        metrics TEXT NOT NULL,
+        reported_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+    `,
+  },
 ];

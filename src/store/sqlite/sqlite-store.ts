@@ -501,7 +501,12 @@ export class SqliteStore implements Store {
     });
   }
 
-  async heartbeat(id: string, at: number, status?: AgentStatus): Promise<boolean> {
+  async heartbeat(
+    id: string,
+    at: number,
+    status?: AgentStatus,
+    metrics?: Record<string, unknown>,
+  ): Promise<boolean> {
     return this.tx((tally) => {
       const result =
         status === undefined
@@ -511,6 +516,13 @@ export class SqliteStore implements Store {
               status,
               id,
             );
+      if (result.changes > 0 && metrics !== undefined) {
+        this.sql(
+          `INSERT INTO agent_metrics (agent_id, metrics, reported_at) VALUES (?, ?, ?)
+           ON CONFLICT (agent_id) DO UPDATE SET metrics = excluded.metrics,
+             reported_at = excluded.reported_at`,
+        ).run(id, JSON.stringify(metrics), at);
+      }
       tally.afterCommit.push(() => {
         const cached = this.agents.get(id);
         if (cached === undefined) return;
@@ -518,6 +530,15 @@ export class SqliteStore implements Store {
       });
       return result.changes > 0;
     });
+  }
+
+  async agentMetrics(
+    id: string,
+  ): Promise<{ metrics: Record<string, unknown>; at: number } | null> {
+    const row = this.read(() =>
+      this.sql('SELECT metrics, reported_at FROM agent_metrics WHERE agent_id = ?').get(id),
+    ) as { metrics: string; reported_at: number } | undefined;
+    return row === undefined ? null : { metrics: JSON.parse(row.metrics), at: row.reported_at };
   }
 
   // Every poll reads its agent, twice when it waits: from memory, kept with each commit that
@@ -611,6 +632,7 @@ export class SqliteStore implements Store {
 
         this.sql('DELETE FROM agent_capabilities WHERE agent_id = ?').run(id);
         this.sql('DELETE FROM subscriptions WHERE agent_id = ?').run(id);
+        this.sql('DELETE FROM agent_metrics WHERE agent_id = ?').run(id);
 
         // Leases held by the agent go back at once, their attempt counted; those addressed
         // to it alone have nowhere to go and join its pending direct entries in the
