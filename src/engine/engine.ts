@@ -398,7 +398,9 @@ export class SwarmEngine implements SwarmApi {
       }
 
       results.push({
-        queueId: outcomes[from]?.queueId ?? null,
+        // A broadcast with no live agent made no entry: from === to, and outcomes[from] is
+        // the next message's.
+        queueId: to > from ? (outcomes[from] as EnqueueOutcome).queueId : null,
         queueIds,
         duplicate: to > from && duplicates === to - from,
         messageId: messageIds[i] as string,
@@ -911,10 +913,17 @@ function routesOf(agent: Agent): RouteKey[] {
 }
 
 /** Names the message in a batch that a validation error is about. */
-/** A batch's error names the message it is about. */
+/**
+ * A batch's error names the message it is about, in its text and in each detail's field, the
+ * way schema errors do (`messages[3].message.target`).
+ */
 function numbered(err: unknown, index: number, count: number): unknown {
-  if (err instanceof SwarmError && count > 1) {
-    return new SwarmError(err.code, `messages[${index}]: ${err.message}`, err.details);
-  }
-  return err;
+  if (!(err instanceof SwarmError) || count <= 1) return err;
+
+  const details = err.details.map((detail) =>
+    detail.field === undefined
+      ? detail
+      : { ...detail, field: `messages[${index}].${detail.field}` },
+  );
+  return new SwarmError(err.code, `messages[${index}]: ${err.message}`, details);
 }

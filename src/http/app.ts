@@ -120,6 +120,11 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
     frameworkErrors: (err, request, reply) => {
       reply.header('x-request-id', request.id);
       handleError(err, request, reply);
+      // These requests never reach a route, so no completion line follows: log it here.
+      request.log.info(
+        { method: request.method, url: request.url, statusCode: reply.statusCode },
+        'request completed',
+      );
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

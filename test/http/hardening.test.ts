@@ -89,6 +89,59 @@ describe('hardening', () => {
   });
 });
 
+describe('batch results', () => {
+  let h: Harness;
+
+  beforeEach(async () => {
+    h = await startHarness();
+  });
+
+  afterEach(async () => {
+    await h.close();
+  });
+
+  it('give a broadcast that reached no agent a null queueId, not the next message id', async () => {
+    // No agent is registered: the broadcasts make no entry, the role message makes one.
+    const res = await call(h.app, {
+      method: 'POST',
+      url: '/swarm/messages',
+      body: {
+        messages: [
+          { message: { target: 'broadcast', payload: 1 } },
+          { message: { target: 'broadcast', payload: 2 } },
+          { message: { id: 'r', target: 'type:analyst', payload: 3 } },
+          { message: { id: 'r', target: 'type:analyst', payload: 4 } },
+          { message: { target: 'broadcast', payload: 5 } },
+        ],
+      },
+    });
+    expect(res.status).toBe(200);
+
+    const results = (res.body as { results: { queueId: string | null; queueIds: string[] }[] })
+      .results;
+    expect(results.map((r) => r.queueId)).toEqual([
+      null,
+      null,
+      results[2]?.queueId,
+      results[2]?.queueId,
+      null,
+    ]);
+    expect(results[2]?.queueId).not.toBeNull();
+    expect(results.map((r) => r.queueIds.length)).toEqual([0, 0, 1, 0, 0]);
+  });
+
+  it('name the message in the field of an error the engine finds, as schema errors do', async () => {
+    const res = await call(h.app, {
+      method: 'POST',
+      url: '/swarm/messages',
+      body: { messages: [{ message: { target: 'a1' } }, { message: { target: 'type:' } }] },
+    });
+    expect(res.status).toBe(400);
+    expect(res.body.error.message).toMatch(/^messages\[1\]: /);
+    expect(res.body.error.details[0].field).toBe('messages[1].message.target');
+  });
+});
+
 describe('settings that cannot work refuse to start, naming the variable', () => {
   it('bounds heap growth by default, and 0 leaves it to V8', () => {
     expect(loadConfig({}).heapGrowthPercent).toBe(50);

@@ -118,6 +118,21 @@ describe('logs', () => {
     for (const token of Object.values(TOKENS)) expect(text).not.toContain(token);
   });
 
+  it('logs a request refused before routing (a bad URL) like any other 4xx', async () => {
+    lines.length = 0;
+    const res = await call(h.app, {
+      method: 'GET',
+      url: '/swarm/agents/%zz',
+      token: 'read',
+      headers: { 'x-request-id': 'req-bad-url' },
+    });
+    expect(res.status).toBe(400);
+
+    const logged = lines.filter((l) => l.reqId === 'req-bad-url' && l.msg === 'request completed');
+    expect(logged).toHaveLength(1);
+    expect(logged[0]).toMatchObject({ level: 30, statusCode: 400, method: 'GET' });
+  });
+
   it('answers an unexpected failure with a bare 500 and logs the cause with the request id', async () => {
     lines.length = 0;
     const res = await call(h.app, {
