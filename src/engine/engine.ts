@@ -720,12 +720,13 @@ export class SwarmEngine implements SwarmApi {
 
     if (dryRun) {
       const total = (await this.store.agentCounts(now - this.config.staleAfterMs)).total;
+      const { released, deadLettered } = await this.store.removalPreview(ids);
       return {
         removed: ids.length,
         remaining: total - ids.length,
         removedIds: ids,
-        released: 0,
-        deadLettered: 0,
+        released,
+        deadLettered,
         dryRun,
       };
     }

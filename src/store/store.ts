@@ -187,6 +187,11 @@ export interface Store {
    * `deadLetterUnroutable`, which takes them in bounded batches.
    */
   removeAgents(ids: string[], reason: DeadLetterReason, now: number): Promise<RemoveAgentsOutcome>;
+  /**
+   * What removeAgents, then deadLetterUnroutable, would do to these agents' messages now:
+   * leases released and entries dead-lettered. Changes nothing (a prune's dry run).
+   */
+  removalPreview(ids: string[]): Promise<{ released: number; deadLettered: number }>;
   /** Agents with no heartbeat since `before`. */
   staleAgentIds(before: number): Promise<string[]>;
   inflightByAgent(): Promise<Map<string, number>>;

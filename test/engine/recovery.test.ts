@@ -123,9 +123,19 @@ describe('recovery', () => {
     clock.advance(700_000);
     await engine.heartbeat('analyst-1', {});
 
+    // The dry run foretells the real one's numbers, and changes nothing.
+    const before = await engine.metrics();
     const dry = await engine.pruneStale({ staleMs: 600_000, dryRun: true }, TRADE);
-    expect(dry).toMatchObject({ removed: 1, removedIds: ['analyst-2'], dryRun: true });
-    expect((await engine.metrics()).agents.stale).toBe(1);
+    expect(dry).toMatchObject({
+      removed: 1,
+      removedIds: ['analyst-2'],
+      released: 1,
+      deadLettered: 2,
+      dryRun: true,
+    });
+    const after = await engine.metrics();
+    expect(after.agents.stale).toBe(1);
+    expect(after.queue).toEqual(before.queue);
 
     const result = await engine.pruneStale({ staleMs: 600_000, dryRun: false }, TRADE);
     expect(result).toMatchObject({

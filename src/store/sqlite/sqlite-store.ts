@@ -532,9 +532,7 @@ export class SqliteStore implements Store {
     });
   }
 
-  async agentMetrics(
-    id: string,
-  ): Promise<{ metrics: Record<string, unknown>; at: number } | null> {
+  async agentMetrics(id: string): Promise<{ metrics: Record<string, unknown>; at: number } | null> {
     const row = this.read(() =>
       this.sql('SELECT metrics, reported_at FROM agent_metrics WHERE agent_id = ?').get(id),
     ) as { metrics: string; reported_at: number } | undefined;
@@ -638,14 +636,13 @@ export class SqliteStore implements Store {
         // to it alone have nowhere to go and join its pending direct entries in the
         // dead-letter queue.
         for (const entry of this.live.heldBy(id)) {
-          if (entry.route.kind === 'agent' && entry.route.target === id) {
+          const fate = this.fateOfLease(entry, id);
+          if (fate === 'direct') {
             this.deadLetter(entry, reason, undefined, now, tally);
             deadLettered += 1;
             continue;
           }
-          // The lease was an attempt: one that spent the budget ends here, as a lapsed lease
-          // would, instead of going out once more.
-          if (entry.attempt >= this.maxAttemptsOf(entry.id)) {
+          if (fate === 'spent') {
             this.deadLetter(entry, 'max_attempts', `lease holder ${id} removed`, now, tally);
             deadLettered += 1;
             continue;
@@ -665,6 +662,35 @@ export class SqliteStore implements Store {
 
       return { removed, released, deadLettered };
     }, now);
+  }
+
+  /**
+   * What becomes of a lease when its holder is removed: one addressed to the holder alone has
+   * nowhere to go (`direct`); one on its last attempt ends as a lapsed lease would (`spent`);
+   * any other goes back to the queue.
+   */
+  private fateOfLease(entry: LiveEntry, holder: string): 'direct' | 'spent' | 'released' {
+    if (entry.route.kind === 'agent' && entry.route.target === holder) return 'direct';
+    return entry.attempt >= this.maxAttemptsOf(entry.id) ? 'spent' : 'released';
+  }
+
+  async removalPreview(ids: string[]): Promise<{ released: number; deadLettered: number }> {
+    return this.read(() => {
+      let released = 0;
+      let deadLettered = 0;
+
+      for (const id of ids) {
+        if (!this.agents.has(id)) continue;
+        for (const entry of this.live.heldBy(id)) {
+          if (this.fateOfLease(entry, id) === 'released') released += 1;
+          else deadLettered += 1;
+        }
+        // Its pending direct entries, which deadLetterUnroutable takes after the removal.
+        const direct = this.live.existingRoute(`agent:${id}`);
+        if (direct !== undefined) deadLettered += direct.ready + direct.delayed;
+      }
+      return { released, deadLettered };
+    });
   }
 
   async staleAgentIds(before: number): Promise<string[]> {
