@@ -28,13 +28,18 @@ export function createLogger(config: Readonly<Config>): Logger {
   });
 }
 
-/** Opens the store a database URL names. */
-export async function openStore(config: Readonly<Config>): Promise<Store> {
+/** Refuses a database URL no store of this release can open. */
+function requireKnownStore(config: Readonly<Config>): void {
   if (!config.databaseUrl.startsWith('sqlite:')) {
     throw new ConfigError(
       `OWOKX_DATABASE_URL: PostgreSQL is not available in this release; use sqlite:<path> (got "${config.databaseUrl}")`,
     );
   }
+}
+
+/** Opens the store a database URL names. */
+export async function openStore(config: Readonly<Config>): Promise<Store> {
+  requireKnownStore(config);
 
   const store = new SqliteStore(sqlitePath(config.databaseUrl));
   await store.migrate();
@@ -45,6 +50,8 @@ export async function startServer(
   config: Readonly<Config>,
   log: Logger = createLogger(config),
 ): Promise<RunningServer> {
+  // Before tokens: a server that cannot start must not leave a generated tokens.json behind.
+  requireKnownStore(config);
   const tokens = resolveTokens(config, log);
   const store = await openStore(config);
   const engine = new SwarmEngine({ store, config, log });

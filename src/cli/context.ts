@@ -64,7 +64,7 @@ export function createContext(cmd: Command, action: string, scope: NeededScope):
     dataDir,
     token,
     client,
-    call: { url, action, scope, timeoutMs: opts.timeout },
+    call: { url, action, scope, timeoutMs: opts.timeout, tokenSource: token.source },
     clientWith(t) {
       const c = make(t ?? undefined);
       extra.push(c);

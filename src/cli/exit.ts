@@ -36,6 +36,8 @@ export interface CallContext {
   action: string;
   scope: AuthScope | 'none';
   timeoutMs?: number;
+  /** Where the token sent came from ("--token", a variable, a tokens.json), or "none". */
+  tokenSource?: string;
 }
 
 const SCOPE_ENV: Record<AuthScope, string> = {
@@ -69,8 +71,14 @@ export function describeError(err: unknown, ctx: CallContext): CliError {
   }
 
   if (err.status === 401) {
+    // Name where a refused token came from: a tokens.json left by another server is easy to
+    // pick up without noticing.
+    const sent =
+      ctx.tokenSource === undefined || ctx.tokenSource === 'none'
+        ? 'no token was sent'
+        : `the token from ${ctx.tokenSource} was refused`;
     return new CliError(
-      `401 unauthorized: no valid token — set OWOKX_TOKEN or --token${neededScope(ctx)}`,
+      `401 unauthorized: ${sent} — set OWOKX_TOKEN or --token${neededScope(ctx)}`,
       EXIT.unreachable,
     );
   }

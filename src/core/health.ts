@@ -58,7 +58,7 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): HealthVe
   if (s.deadLettered > 0) {
     reasons.push({
       code: 'dead_letters_present',
-      message: `${plural(s.deadLettered, 'dead letter')} wait for requeue or purge`,
+      message: `${plural(s.deadLettered, 'dead letter')} ${s.deadLettered === 1 ? 'waits' : 'wait'} for requeue or purge`,
       value: s.deadLettered,
       threshold: 0,
     });
@@ -106,7 +106,7 @@ export function evaluateHealth(s: HealthSnapshot, t: HealthThresholds): HealthVe
   if (stranded > 0) {
     reasons.push({
       code: 'no_live_agents',
-      message: `${plural(stranded, 'pending message')} with no live agent to take them`,
+      message: `${plural(stranded, 'pending message')} with no live agent to take ${stranded === 1 ? 'it' : 'them'}`,
       value: stranded,
       threshold: 0,
     });

@@ -306,7 +306,7 @@ function findAnomalies(
         kind: 'stale_target',
         agentId,
         count: held,
-        message: `stale agent ${agentId} holds ${held} pending or leased messages`,
+        message: `stale agent ${agentId} holds ${held} pending or leased ${held === 1 ? 'message' : 'messages'}`,
       });
     }
   }

@@ -108,7 +108,9 @@ describe('unreachable and unauthorised', () => {
     const r = await swarmctl(['metrics'], { env: { OWOKX_URL: server.url, OWOKX_TOKEN: 'nope' } });
 
     expect(r.code).toBe(3);
-    expect(r.stderr).toContain('401 unauthorized: no valid token — set OWOKX_TOKEN or --token');
+    expect(r.stderr).toContain(
+      '401 unauthorized: the token from OWOKX_TOKEN was refused — set OWOKX_TOKEN or --token',
+    );
   });
 
   it('exits 3 with the 403 message naming the missing scope', async () => {

@@ -2,7 +2,8 @@
 // server and exits 0.
 
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import { describe, expect, it } from 'vitest';
@@ -38,6 +39,21 @@ describe('serve', () => {
 
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('not a loopback address');
+  });
+
+  it('refuses, exit 2, a database it cannot open, leaving no generated tokens behind', async () => {
+    const dataDir = mkdtempSync(path.join(tmpdir(), 'owokx-serve-pg-'));
+    try {
+      const r = await swarmctl(['serve', '--port', '0', '--data-dir', dataDir], {
+        env: { OWOKX_DATABASE_URL: 'postgres://localhost/swarm' },
+      });
+
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('PostgreSQL is not available');
+      expect(existsSync(path.join(dataDir, 'tokens.json'))).toBe(false);
+    } finally {
+      rmSync(dataDir, { recursive: true, force: true });
+    }
   });
 
   it('closes and exits 0 on SIGTERM', async () => {

@@ -115,12 +115,12 @@ function describeAction(result: unknown): string {
   const r = result as Partial<RequeueResult & DispatchResult & PruneResult>;
 
   if ('requeued' in r) {
-    return `requeued ${r.requeued}, ${r.remaining} remain, ${r.skipped?.length ?? 0} skipped`;
+    return `requeued ${r.requeued}, ${r.remaining} ${r.remaining === 1 ? 'remains' : 'remain'}, ${r.skipped?.length ?? 0} skipped`;
   }
   if ('delivered' in r) {
     return `delivered ${r.delivered}, failed ${r.failed}, dead-lettered ${r.deadLettered}, pending ${r.pending}`;
   }
-  return `removed ${r.removed}, ${r.remaining} remain, released ${r.released}, dead-lettered ${r.deadLettered}`;
+  return `removed ${r.removed}, ${r.remaining} ${r.remaining === 1 ? 'remains' : 'remain'}, released ${r.released}, dead-lettered ${r.deadLettered}`;
 }
 
 function printSummary(out: Output, result: DrillResult): void {

@@ -63,7 +63,7 @@ export function registerRecovery(program: Command): void {
         const { out } = ctx;
         const verb = result.dryRun ? 'would remove' : 'removed';
         out.line(
-          `${result.dryRun ? out.c.yellow('dry run: ') : ''}${verb} ${plural(result.removed, 'stale agent')}; ${plural(result.remaining, 'agent')} remain`,
+          `${result.dryRun ? out.c.yellow('dry run: ') : ''}${verb} ${plural(result.removed, 'stale agent')}; ${plural(result.remaining, 'agent')} ${result.remaining === 1 ? 'remains' : 'remain'}`,
         );
         if (result.removedIds.length > 0) out.line(`  ${result.removedIds.join('\n  ')}`);
         out.line(
