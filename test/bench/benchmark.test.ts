@@ -29,7 +29,19 @@ interface Report {
 }
 
 async function bench(args: string[]): Promise<{ code: number; report: Report }> {
-  const code = await main(['--messages', '200', '--agents', '2', '--runs', '1', '--json', ...args]);
+  // A short timed warm-up: the path runs, without the default's ten seconds per test.
+  const code = await main([
+    '--messages',
+    '200',
+    '--agents',
+    '2',
+    '--runs',
+    '1',
+    '--warmup-ms',
+    '500',
+    '--json',
+    ...args,
+  ]);
   return { code, report: JSON.parse(written.join('')) as Report };
 }
 
