@@ -117,7 +117,10 @@ describe('agents', () => {
     await beat({ status: 'busy' });
     expect(await view()).toMatchObject({ lastMetrics: { load: 0.5, queue: 3 }, lastMetricsAt: at });
     await beat({ metrics: { load: 0.9 } });
-    expect(await view()).toMatchObject({ lastMetrics: { load: 0.9 }, lastMetricsAt: h.clock.now() });
+    expect(await view()).toMatchObject({
+      lastMetrics: { load: 0.9 },
+      lastMetricsAt: h.clock.now(),
+    });
 
     // Gone with the agent: registered again, it starts without.
     await call(h.app, { method: 'DELETE', url: '/swarm/agents/m-1', token: 'agent' });
