@@ -75,12 +75,9 @@ export function describeError(err: unknown, ctx: CallContext): CliError {
     // pick up without noticing.
     const sent =
       ctx.tokenSource === undefined || ctx.tokenSource === 'none'
-        ? 'no token was sent'
-        : `the token from ${ctx.tokenSource} was refused`;
-    return new CliError(
-      `401 unauthorized: ${sent} — set OWOKX_TOKEN or --token${neededScope(ctx)}`,
-      EXIT.unreachable,
-    );
+        ? 'no token was sent — set OWOKX_TOKEN or --token'
+        : `the token from ${ctx.tokenSource} was refused — give this server's with OWOKX_TOKEN or --token`;
+    return new CliError(`401 unauthorized: ${sent}${neededScope(ctx)}`, EXIT.unreachable);
   }
 
   if (err.status === 403) {

@@ -73,3 +73,20 @@ export function formatJsonCell(value: unknown, max = 60): string {
 export function plural(n: number, noun: string, nounPlural = `${noun}s`): string {
   return `${formatCount(n)} ${n === 1 ? noun : nounPlural}`;
 }
+
+// Control characters (terminal escape sequences, newlines, C1 controls, bidirectional
+// overrides) in a name or text an agent chose must not reach the operator's terminal as
+// such; nor may a name pass for one of our own placeholders, such as "(no topic)" or "-".
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point.
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028-\u202e\u2066-\u2069]|^\(.*\)$|^-$|^\s|\s$/;
+const UNESCAPED = /[\u007f-\u009f\u2028-\u202e\u2066-\u2069]/g;
+
+/** Text from the swarm for a table cell: as it is, or JSON-quoted when it is not safe so. */
+export function printable(text: string): string {
+  if (!UNSAFE.test(text)) return text;
+  // JSON escapes C0 controls; the others it leaves as they are.
+  return JSON.stringify(text).replace(
+    UNESCAPED,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}

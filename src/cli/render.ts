@@ -17,6 +17,7 @@ import {
   formatJsonCell,
   formatPercent,
   formatRate,
+  printable,
 } from './format.ts';
 import type { Output } from './output.ts';
 
@@ -146,7 +147,7 @@ export function renderQueue(out: Output, q: QueueSummary): string {
         ['TOPIC', 'QUEUED', 'INFLIGHT', 'DEAD-LETTERED'],
         topics.map(([topic, g]) => [
           // The store reports messages without a topic under "", which no topic can be.
-          topic === '' ? out.c.dim('(no topic)') : topic,
+          topic === '' ? out.c.dim('(no topic)') : printable(topic),
           formatCount(g.queued),
           formatCount(g.inflight),
           formatCount(g.deadLettered),
@@ -212,12 +213,12 @@ export function renderDeadLetters(out: Output, items: QueueEntry[], now = Date.n
     ['QUEUE ID', 'TOPIC', 'TARGET', 'REASON', 'ATTEMPTS', 'DEAD-LETTERED', 'LAST ERROR'],
     items.map((e) => [
       e.queueId,
-      e.message.topic ?? '-',
-      e.message.target,
+      e.message.topic === null ? '-' : printable(e.message.topic),
+      printable(e.message.target),
       e.reason ?? '-',
       `${e.attempts}/${e.maxAttempts}`,
       formatAge(e.deadLetteredAt, now),
-      truncate(e.lastError ?? '', 40),
+      truncate(printable(e.lastError ?? ''), 40),
     ]),
     ['left', 'left', 'left', 'left', 'right', 'left', 'left'],
   );
@@ -232,13 +233,13 @@ export function renderEntry(out: Output, e: QueueEntry, now = Date.now()): strin
       ['reason', e.reason ?? '-'],
       ['dead-lettered', e.deadLetteredAt ? formatAge(e.deadLetteredAt, now) : '-'],
       ['attempts', `${e.attempts} of ${e.maxAttempts}`],
-      ['last error', e.lastError ?? '-'],
+      ['last error', e.lastError === null ? '-' : printable(e.lastError)],
       ['enqueued', `${new Date(e.enqueuedAt).toISOString()} (${formatAge(e.enqueuedAt, now)})`],
-      ['message id', m.id],
+      ['message id', printable(m.id)],
       ['type', m.type],
-      ['source', m.source],
-      ['target', m.target],
-      ['topic', m.topic ?? '-'],
+      ['source', printable(m.source)],
+      ['target', printable(m.target)],
+      ['topic', m.topic === null ? '-' : printable(m.topic)],
       ['priority', m.priority],
       ['timestamp', m.timestamp],
       ['ttl', m.ttlMs === undefined ? '-' : formatDuration(m.ttlMs)],
@@ -267,17 +268,18 @@ export function renderEntry(out: Output, e: QueueEntry, now = Date.now()): strin
   return lines.join('\n');
 }
 
+/** An anomaly's agent, type, capability or topic, as it may be shown. */
+function whereOf(a: RoutingAnomaly): string {
+  const where = a.agentId ?? a.type ?? a.capability ?? a.topic;
+  return where === undefined || where === null ? '-' : printable(where);
+}
+
 export function renderAnomalies(out: Output, anomalies: RoutingAnomaly[]): string {
   if (anomalies.length === 0) return out.c.dim('no routing anomalies');
 
   return out.table(
     ['ANOMALY', 'WHERE', 'COUNT', 'MESSAGE'],
-    anomalies.map((a) => [
-      out.c.yellow(a.kind),
-      a.agentId ?? a.type ?? a.capability ?? a.topic ?? '-',
-      a.count ?? '-',
-      a.message,
-    ]),
+    anomalies.map((a) => [out.c.yellow(a.kind), whereOf(a), a.count ?? '-', a.message]),
   );
 }
 

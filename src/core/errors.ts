@@ -48,4 +48,12 @@ export const notFound = (what: string, id: string): SwarmError =>
 
 export const unavailable = (message: string): SwarmError => new SwarmError('unavailable', message);
 
+/** Backpressure: the queue holds its limit of undelivered messages (OWOKX_MAX_QUEUE_DEPTH). */
+export const queueFull = (depth: number, limit: number, count: number): SwarmError =>
+  new SwarmError(
+    'rate_limited',
+    `the queue is full: ${depth} messages wait undelivered and the limit is ${limit}; retry once consumers catch up`,
+    [{ field: 'queue', message: 'at the OWOKX_MAX_QUEUE_DEPTH limit', depth, limit, count }],
+  );
+
 export const isSwarmError = (err: unknown): err is SwarmError => err instanceof SwarmError;

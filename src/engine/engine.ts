@@ -378,10 +378,10 @@ export class SwarmEngine implements SwarmApi {
       }
     }
 
-    await this.admit(entries.length);
-
-    // The store commits the enqueues and acks of one event-loop turn together.
-    const outcomes = await this.store.enqueue(entries, this.clock.now());
+    // The store commits the enqueues and acks of one event-loop turn together. Past
+    // maxQueueDepth it refuses new messages (429): every waiting message lives in memory, so a
+    // queue that only grows would end with the server out of it; the sender keeps them.
+    const outcomes = await this.store.enqueue(entries, this.clock.now(), this.config.maxQueueDepth);
     this.afterEnqueue(entries);
 
     const results: EnqueueResult[] = [];
@@ -444,32 +444,10 @@ export class SwarmEngine implements SwarmApi {
       return { ...entry, message: copy, messageJson: JSON.stringify(copy) };
     });
 
-    await this.admit(entries.length);
-    const outcomes = await this.store.enqueue(entries, this.clock.now());
+    const outcomes = await this.store.enqueue(entries, this.clock.now(), this.config.maxQueueDepth);
     this.afterEnqueue(entries);
     const created = outcomes.filter((o) => !o.duplicate).map((o) => o.queueId);
     return { enqueued: created.length, queueIds: created };
-  }
-
-  /**
-   * Backpressure: a queue that only grows ends with the server out of memory (the live index
-   * keeps every waiting message), so past maxQueueDepth new messages are refused with 429 and
-   * Retry-After, and the sender keeps them. A request is admitted or refused whole. Requests
-   * of the same event-loop turn are checked before any of them commits, so a burst may pass
-   * the limit by at most its own size.
-   */
-  private async admit(count: number): Promise<void> {
-    const limit = this.config.maxQueueDepth;
-    if (limit === 0 || count === 0) return;
-
-    const depth = await this.store.depth();
-    if (depth + count <= limit) return;
-
-    throw new SwarmError(
-      'rate_limited',
-      `the queue is full: ${depth} messages wait undelivered and the limit is ${limit}; retry once consumers catch up`,
-      [{ field: 'queue', message: 'at the OWOKX_MAX_QUEUE_DEPTH limit', depth, limit, count }],
-    );
   }
 
   private afterEnqueue(entries: NewEntry[]): void {

@@ -204,7 +204,13 @@ export interface Store {
   subscriptionsOf(agentId: string): Promise<string[]>;
 
   // Queue
-  enqueue(entries: NewEntry[], now: number): Promise<EnqueueOutcome[]>;
+  /**
+   * With `maxDepth` > 0, refuses the whole call (`rate_limited`) when its entries would take
+   * the undelivered messages (queued, delayed, in flight, and those of calls not yet
+   * committed) past it. Checked and reserved in one step: concurrent calls cannot all pass on
+   * the same reading.
+   */
+  enqueue(entries: NewEntry[], now: number, maxDepth?: number): Promise<EnqueueOutcome[]>;
   /** Leases ready entries for one agent in claim order. Counts one attempt each. */
   claim(routes: AgentRoutes, options: ClaimOptions): Promise<Delivery[]>;
   /** Removes entries leased to `agentId` (any holder when undefined). */
@@ -248,11 +254,6 @@ export interface Store {
     after: number,
     upTo: number,
   ): Promise<{ kind: TargetKind; key: string; count: number }[]>;
-  /**
-   * Messages accepted and not yet acknowledged or dead-lettered (queued, delayed and in
-   * flight), as committed. Asked on every enqueue: it must not touch the disk.
-   */
-  depth(): Promise<number>;
   gauges(now: number): Promise<Gauges>;
   byTopic(): Promise<Record<string, TopicGauges>>;
   routeCounts(): Promise<RouteCount[]>;

@@ -109,7 +109,7 @@ describe('unreachable and unauthorised', () => {
 
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(
-      '401 unauthorized: the token from OWOKX_TOKEN was refused — set OWOKX_TOKEN or --token',
+      "401 unauthorized: the token from OWOKX_TOKEN was refused — give this server's with OWOKX_TOKEN or --token",
     );
   });
 

@@ -101,3 +101,33 @@ describe('a full queue', () => {
     );
   });
 });
+
+describe('concurrent senders at the limit', () => {
+  it('cannot all pass on the same reading: exactly the limit is accepted', async () => {
+    const burst = await startHarness({ config: { maxQueueDepth: 5 } });
+    try {
+      // Twelve requests in one turn of the event loop: none of them is committed when the
+      // others are checked.
+      const answers = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          call(burst.app, {
+            method: 'POST',
+            url: '/swarm/messages',
+            token: 'agent',
+            body: { message: { target: 'type:worker', payload: i } },
+          }),
+        ),
+      );
+      const statuses = answers.map((a) => a.status);
+      expect(statuses.filter((s) => s === 200)).toHaveLength(5);
+      expect(statuses.filter((s) => s === 429)).toHaveLength(7);
+
+      const queue = (await call(burst.app, { method: 'GET', url: '/swarm/queue', token: 'read' }))
+        .body as { queued: number; stats: { enqueued: number } };
+      expect(queue.queued).toBe(5);
+      expect(queue.stats.enqueued).toBe(5);
+    } finally {
+      await burst.close();
+    }
+  });
+});

@@ -125,7 +125,12 @@ describe('the live index', () => {
     const file = path.join(tempDir(), 'swarm.db');
     let store = await openStore(file);
     await store.enqueue(
-      [entry(1, { topic: null }), entry(2, { topic: '(none)' }), entry(3, { topic: 'x' })],
+      [
+        entry(1, { topic: null }),
+        entry(2, { topic: '(none)' }),
+        entry(3, { topic: 'x' }),
+        entry(4, { topic: '__proto__' }),
+      ],
       NOW,
     );
     await store.claim(ROUTES, { limit: 1, leaseMs: 30_000, now: NOW });
@@ -134,8 +139,17 @@ describe('the live index', () => {
       '': { queued: 0, inflight: 1, deadLettered: 0 },
       '(none)': { queued: 1, inflight: 0, deadLettered: 0 },
       x: { queued: 1, inflight: 0, deadLettered: 0 },
+      ['__proto__']: { queued: 1, inflight: 0, deadLettered: 0 },
     };
-    expect(await store.byTopic()).toEqual(expected);
+    const byTopic = await store.byTopic();
+    expect(byTopic).toEqual(expected);
+    // A topic called __proto__ is a key like the others, not the record's prototype.
+    expect(Object.keys(byTopic).sort()).toEqual(['', '(none)', '__proto__', 'x']);
+    expect(JSON.parse(JSON.stringify(byTopic)).__proto__).toEqual({
+      queued: 1,
+      inflight: 0,
+      deadLettered: 0,
+    });
 
     // Rebuilt from the file at start, the keys stay apart (the lease is forgotten).
     await closeStore(store);

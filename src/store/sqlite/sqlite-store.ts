@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import Database from 'better-sqlite3';
-
+import { queueFull } from '../../core/errors.ts';
 import type { CycleSnapshot } from '../../core/escalation.ts';
 import type {
   Agent,
@@ -114,6 +114,8 @@ export class SqliteStore implements Store {
   private topicGauges = new Map<string, number[]>();
   /** Pending entries, leased included, as committed: the sum of the topic gauges' first. */
   private pendingTotal = 0;
+  /** Entries of enqueue calls admitted and not yet committed or refused; see enqueue(). */
+  private uncommitted = 0;
   /** Rate deltas not yet written, by bucket; see persistRates. */
   private unsavedRates = new Map<number, RateDelta>();
   private ratesSavedAt = 0;
@@ -600,7 +602,13 @@ export class SqliteStore implements Store {
          FROM agents GROUP BY type, status, stale`,
       ).all(staleBefore) as { type: string; status: string; stale: number; n: number }[];
 
-      const counts: AgentCounts = { total: 0, stale: 0, live: 0, byType: {}, byStatus: {} };
+      const counts: AgentCounts = {
+        total: 0,
+        stale: 0,
+        live: 0,
+        byType: dict(),
+        byStatus: dict(),
+      };
       for (const row of rows) {
         counts.total += row.n;
         if (row.stale) counts.stale += row.n;
@@ -747,7 +755,7 @@ export class SqliteStore implements Store {
             ).all(topic)
       ) as { topic: string; agent_id: string }[];
 
-      const byTopic: Record<string, string[]> = {};
+      const byTopic = dict<string[]>();
       for (const row of rows) {
         const agents = byTopic[row.topic] ?? [];
         agents.push(row.agent_id);
@@ -769,8 +777,23 @@ export class SqliteStore implements Store {
 
   // Queue
 
-  async enqueue(entries: NewEntry[], now: number): Promise<EnqueueOutcome[]> {
+  async enqueue(entries: NewEntry[], now: number, maxDepth = 0): Promise<EnqueueOutcome[]> {
     if (entries.length === 0) return [];
+
+    // Backpressure. A call waits for its group's commit, so what earlier calls of the group
+    // will add is not in pendingTotal yet: it is counted here until their commit has it.
+    if (maxDepth > 0 && this.pendingTotal + this.uncommitted + entries.length > maxDepth) {
+      throw queueFull(this.pendingTotal + this.uncommitted, maxDepth, entries.length);
+    }
+    this.uncommitted += entries.length;
+    try {
+      return await this.insertEntries(entries, now);
+    } finally {
+      this.uncommitted -= entries.length;
+    }
+  }
+
+  private insertEntries(entries: NewEntry[], now: number): Promise<EnqueueOutcome[]> {
     return this.grouped(now, entries.length, (tally) => {
       const findLive = this.sql(
         `SELECT queue_id FROM entries
@@ -1429,10 +1452,6 @@ export class SqliteStore implements Store {
     return out;
   }
 
-  async depth(): Promise<number> {
-    return this.pendingTotal;
-  }
-
   async gauges(now: number): Promise<Gauges> {
     return this.read(() => {
       const counters = this.counterValues();
@@ -1458,7 +1477,7 @@ export class SqliteStore implements Store {
   }
 
   async byTopic(): Promise<Record<string, TopicGauges>> {
-    const byTopic: Record<string, TopicGauges> = {};
+    const byTopic = dict<TopicGauges>();
     for (const key of [...this.topicGauges.keys()].sort()) {
       const [pending = 0, , dead = 0] = this.topicGauges.get(key) as number[];
       // The stored state of a leased entry is pending: leases are in memory.
@@ -1646,6 +1665,14 @@ class StoredDelivery implements Delivery {
       message: this.message,
     };
   }
+}
+
+/**
+ * A record keyed by names that users choose (topics, agent types). Without a prototype, a
+ * topic called "__proto__" is a key like any other instead of the object's prototype.
+ */
+function dict<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
 }
 
 function toDelivery(
