@@ -51,7 +51,8 @@ export class RequestLogger implements FastifyBaseLogger {
   ) {}
 
   get level(): string {
-    return this.made?.level ?? this.options.level ?? this.parent.level;
+    // No per-route level reaches here (requestLogger gives those a real child at once).
+    return this.made?.level ?? this.parent.level;
   }
 
   set level(level: string) {

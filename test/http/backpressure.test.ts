@@ -25,6 +25,13 @@ afterAll(() => h.close());
 
 const enqueue = (body: unknown) =>
   call(h.app, { method: 'POST', url: '/swarm/messages', token: 'agent', body });
+const publish = (payload: number) =>
+  call(h.app, {
+    method: 'POST',
+    url: '/swarm/publish',
+    token: 'agent',
+    body: { topic: 'jobs', payload },
+  });
 const message = (n: number) => ({ message: { id: `m${n}`, target: 'type:worker', payload: n } });
 const metrics = async () =>
   (await call(h.app, { method: 'GET', url: '/swarm/metrics', token: 'read' })).body as {
@@ -50,21 +57,9 @@ describe('a full queue', () => {
     });
     expect((batch.body as { error: { message: string } }).error.message).toMatch(/queue is full/);
 
-    const publish = await call(h.app, {
-      method: 'POST',
-      url: '/swarm/publish',
-      token: 'agent',
-      body: { topic: 'jobs', payload: 1 },
-    });
-    expect(publish.status).toBe(200);
+    expect((await publish(1)).status).toBe(200);
     expect((await enqueue(message(5))).status).toBe(429);
-    const publishAgain = await call(h.app, {
-      method: 'POST',
-      url: '/swarm/publish',
-      token: 'agent',
-      body: { topic: 'jobs', payload: 2 },
-    });
-    expect(publishAgain.status).toBe(429);
+    expect((await publish(2)).status).toBe(429);
 
     const after = await metrics();
     expect(after.stats.enqueued).toBe(before.stats.enqueued + 1);

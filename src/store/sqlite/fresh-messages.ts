@@ -50,7 +50,7 @@ export class FreshMessages {
     return text;
   }
 
-  /** Characters held: for tests and the memory figures. */
+  /** Characters held: for tests. */
   get held(): number {
     return this.size;
   }
