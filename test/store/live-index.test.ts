@@ -12,10 +12,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Agent, Message } from '../../src/core/types.ts';
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { type NewEntry, PRIORITY_RANK } from '../../src/store/store.ts';
 import { tempDir } from '../support/engine.ts';
+import { entry, NOW } from '../support/entries.ts';
 
-const NOW = Date.UTC(2026, 11, 3, 12, 0, 0);
 const ROUTES = { agentId: 'a1', type: 'worker', capabilities: [] };
 const open: SqliteStore[] = [];
 
@@ -46,40 +45,6 @@ function agent(id: string): Agent {
     metadata: {},
     registeredAt: NOW,
     lastHeartbeat: NOW,
-  };
-}
-
-function entry(
-  n: number,
-  options: {
-    priority?: Message['priority'];
-    delayMs?: number;
-    ttlMs?: number;
-    topic?: string | null;
-  } = {},
-): NewEntry {
-  const message: Message = {
-    id: `m-${n}`,
-    source: 'test',
-    target: 'type:worker',
-    type: 'EVENT',
-    topic: options.topic === undefined ? 'jobs' : options.topic,
-    payload: { n },
-    timestamp: new Date(NOW).toISOString(),
-    priority: options.priority ?? 'normal',
-  };
-  if (options.ttlMs !== undefined) message.ttlMs = options.ttlMs;
-  return {
-    message,
-    messageJson: JSON.stringify(message),
-    routeKind: 'type',
-    routeKey: 'worker',
-    dedupeKey: null,
-    priority: PRIORITY_RANK[message.priority],
-    availableAt: NOW + (options.delayMs ?? 0),
-    expiresAt: options.ttlMs === undefined ? null : NOW + options.ttlMs,
-    maxAttempts: 3,
-    requireRegistered: false,
   };
 }
 
@@ -145,6 +110,7 @@ describe('the live index', () => {
     expect(byTopic).toEqual(expected);
     // A topic called __proto__ is a key like the others, not the record's prototype.
     expect(Object.keys(byTopic).sort()).toEqual(['', '(none)', '__proto__', 'x']);
+    // biome-ignore lint/suspicious/noProto: an own key named __proto__ is what is under test.
     expect(JSON.parse(JSON.stringify(byTopic)).__proto__).toEqual({
       queued: 1,
       inflight: 0,

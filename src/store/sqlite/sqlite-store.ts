@@ -60,6 +60,14 @@ type Statement = Database.Statement;
 
 /** How often the worker checkpoints the WAL into the database file. */
 const CHECKPOINT_INTERVAL_MS = 500;
+/** A WAL this large is started over, and cut back to this size; see checkpointer.ts. */
+const WAL_RESET_BYTES = 32 * 1024 * 1024;
+
+export interface SqliteStoreOptions {
+  /** Tests shorten these to see the WAL start over without writing 32 MiB. */
+  checkpointIntervalMs?: number;
+  walResetBytes?: number;
+}
 
 /** Requeue reads dead letters a page at a time, and passes at most this many per call. */
 const REQUEUE_PAGE = 500;
@@ -129,8 +137,10 @@ export class SqliteStore implements Store {
   private group: GroupJob[] = [];
   private groupRows = 0;
   private groupScheduled = false;
+  /** While the checkpointer starts the WAL over, group commits wait; see checkpointer.ts. */
+  private commitsHeld = false;
 
-  constructor(file: string) {
+  constructor(file: string, options: SqliteStoreOptions = {}) {
     if (file !== ':memory:') {
       fs.mkdirSync(path.dirname(file), { recursive: true });
       this.lock = OwnerLock.acquire(path.resolve(file));
@@ -154,9 +164,23 @@ export class SqliteStore implements Store {
 
     // Checkpoints run in a worker (see checkpointer.ts), never inside a commit here.
     if (file !== ':memory:') {
+      const resetBytes = options.walResetBytes ?? WAL_RESET_BYTES;
       this.db.pragma('wal_autocheckpoint = 0');
-      this.checkpointer = new Checkpointer(file, CHECKPOINT_INTERVAL_MS, (message) => {
-        process.emitWarning(`WAL checkpoint failed: ${message}`);
+      // When a commit starts the WAL over, the file is cut back to this size.
+      this.db.pragma(`journal_size_limit = ${resetBytes}`);
+      this.checkpointer = new Checkpointer(file, {
+        intervalMs: options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS,
+        resetBytes,
+        onError: (message) => process.emitWarning(`WAL checkpoint failed: ${message}`),
+        commits: {
+          hold: () => {
+            this.commitsHeld = true;
+          },
+          release: () => {
+            this.commitsHeld = false;
+            if (this.group.length > 0) this.scheduleCommit();
+          },
+        },
       });
     }
 
@@ -224,17 +248,23 @@ export class SqliteStore implements Store {
       this.group.push({ now, work, resolve: resolve as (value: unknown) => void, reject });
       this.groupRows += rows;
 
-      if (this.groupRows >= MAX_GROUP_ROWS) {
-        this.commitGroup();
-      } else if (!this.groupScheduled) {
-        this.groupScheduled = true;
-        setImmediate(() => this.commitGroup());
-      }
+      if (this.groupRows >= MAX_GROUP_ROWS && !this.commitsHeld) this.commitGroup();
+      else this.scheduleCommit();
     });
   }
 
+  private scheduleCommit(): void {
+    if (this.groupScheduled || this.commitsHeld) return;
+    this.groupScheduled = true;
+    setImmediate(() => {
+      this.groupScheduled = false;
+      // A hold that began after this was scheduled: release() schedules the commit again.
+      if (!this.commitsHeld) this.commitGroup();
+    });
+  }
+
+  /** Commits the waiting group now; close() calls it whatever the checkpointer holds. */
   private commitGroup(): void {
-    this.groupScheduled = false;
     const jobs = this.group;
     this.group = [];
     this.groupRows = 0;
