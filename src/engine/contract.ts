@@ -353,7 +353,8 @@ export interface SwarmApi {
   subscribe(agentId: string, topic: string): Promise<void>;
   unsubscribe(agentId: string, topic: string): Promise<void>;
 
-  enqueue(inputs: EnqueueInput[]): Promise<EnqueueResult[]>;
+  /** `batch`: the request was a `messages` list, so errors name `messages[i]`, even of one. */
+  enqueue(inputs: EnqueueInput[], batch?: boolean): Promise<EnqueueResult[]>;
   publish(input: PublishInput): Promise<PublishResult>;
   /** Leases up to `limit` entries; with waitMs > 0 waits until one arrives or the signal aborts. */
   poll(agentId: string, input: PollInput, signal?: CancelSignal): Promise<Delivery[]>;

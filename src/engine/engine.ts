@@ -342,7 +342,7 @@ export class SwarmEngine implements SwarmApi {
 
   // Messages
 
-  async enqueue(inputs: EnqueueInput[]): Promise<EnqueueResult[]> {
+  async enqueue(inputs: EnqueueInput[], batch = inputs.length > 1): Promise<EnqueueResult[]> {
     const now = this.clock.now();
     const defaults = { now, defaultMaxAttempts: this.config.defaultMaxAttempts };
 
@@ -362,7 +362,7 @@ export class SwarmEngine implements SwarmApi {
         message = normalizeMessage(input.message, now);
         target = parseTarget(message.target);
       } catch (err) {
-        throw numbered(err, index, inputs.length);
+        throw batch ? numbered(err, index) : err;
       }
 
       firstOf.push(entries.length);
@@ -891,13 +891,12 @@ function routesOf(agent: Agent): RouteKey[] {
   ];
 }
 
-/** Names the message in a batch that a validation error is about. */
 /**
  * A batch's error names the message it is about, in its text and in each detail's field, the
  * way schema errors do (`messages[3].message.target`).
  */
-function numbered(err: unknown, index: number, count: number): unknown {
-  if (!(err instanceof SwarmError) || count <= 1) return err;
+function numbered(err: unknown, index: number): unknown {
+  if (!(err instanceof SwarmError)) return err;
 
   const details = err.details.map((detail) =>
     detail.field === undefined

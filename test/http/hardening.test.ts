@@ -140,6 +140,25 @@ describe('batch results', () => {
     expect(res.body.error.message).toMatch(/^messages\[1\]: /);
     expect(res.body.error.details[0].field).toBe('messages[1].message.target');
   });
+
+  it('name the message of a batch of one too, and not that of a single enqueue', async () => {
+    const batch = await call(h.app, {
+      method: 'POST',
+      url: '/swarm/messages',
+      body: { messages: [{ message: { target: 'type:' } }] },
+    });
+    expect(batch.status).toBe(400);
+    expect(batch.body.error.message).toMatch(/^messages\[0\]: /);
+    expect(batch.body.error.details[0].field).toBe('messages[0].message.target');
+
+    const single = await call(h.app, {
+      method: 'POST',
+      url: '/swarm/messages',
+      body: { message: { target: 'type:' } },
+    });
+    expect(single.status).toBe(400);
+    expect(single.body.error.details[0].field).toBe('message.target');
+  });
 });
 
 describe('settings that cannot work refuse to start, naming the variable', () => {

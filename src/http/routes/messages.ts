@@ -87,7 +87,7 @@ export function registerMessageRoutes(app: App, { api, config }: RouteDeps): voi
           items.map((item) => item.message.payload),
           (i) => `messages[${i}].message.payload`,
         );
-        return { results: await api.enqueue(items) };
+        return { results: await api.enqueue(items, true) };
       }
 
       if (body.message === undefined) {
