@@ -5,9 +5,12 @@
 
 import fs from 'node:fs';
 import path from 'node:path';
+import type { Worker } from 'node:worker_threads';
 
+import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 
+import { Checkpointer } from '../../src/store/sqlite/checkpointer.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { tempDir } from '../support/engine.ts';
 import { entry, NOW } from '../support/entries.ts';
@@ -88,5 +91,47 @@ describe('the WAL under a steady load', () => {
     expect(rest.every((d) => (d.message.payload as { pad: string }).pad.length === 2048)).toBe(
       true,
     );
+  });
+});
+
+describe('the checkpoint worker', () => {
+  it('is started again when it dies, and goes on starting the WAL over', async () => {
+    const file = path.join(tempDir(), 'plain.db');
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('wal_autocheckpoint = 0');
+    db.exec('CREATE TABLE t (v TEXT)');
+
+    const errors: string[] = [];
+    let holds = 0;
+    const checkpointer = new Checkpointer(file, {
+      intervalMs: 10,
+      resetBytes: 64 * 1024,
+      onError: (message) => errors.push(message),
+      commits: {
+        hold: () => {
+          holds += 1;
+        },
+        release: () => {},
+      },
+    });
+
+    try {
+      // What a crash of the worker looks like from here: it exits without being asked.
+      await (checkpointer as unknown as { worker: Worker }).worker.terminate();
+      expect(errors.some((e) => /exited .*restarting it in 1000 ms/.test(e))).toBe(true);
+
+      // The new worker sees the WAL pass its limit and asks for a hold, as the first would.
+      const deadline = Date.now() + 10_000;
+      const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+      while (holds === 0 && Date.now() < deadline) {
+        insert.run('x'.repeat(4000));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      expect(holds).toBeGreaterThan(0);
+    } finally {
+      await checkpointer.stop();
+      db.close();
+    }
   });
 });

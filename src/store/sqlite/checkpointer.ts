@@ -81,59 +81,112 @@ export interface CheckpointerOptions {
 
 /** A hold the worker never ends (it died, or the disk stalls) ends by itself after this. */
 const MAX_HOLD_MS = 1_000;
+/** A worker that dies is started again after 1 s, then 2, 4... up to this, while it keeps dying. */
+const MAX_RESTART_DELAY_MS = 60_000;
+/** A worker that ran this long before it died is restarted after the shortest delay again. */
+const STEADY_MS = 60_000;
+
+interface WorkerMessage {
+  error?: string;
+  hold?: boolean;
+  release?: boolean;
+  caughtUp?: boolean;
+  stopped?: boolean;
+}
 
 export class Checkpointer {
-  private readonly worker: Worker;
-  private readonly commits: CommitHold;
+  private readonly file: string;
+  private readonly options: CheckpointerOptions;
+  private worker: Worker;
+  private running = false;
+  private startedAt = 0;
+  private deaths = 0;
+  private restartTimer: NodeJS.Timeout | null = null;
   private holdTimer: NodeJS.Timeout | null = null;
   private stopped: Promise<void> | null = null;
   /** WAL restarts asked for, and how many copied every frame (the next commit starts over). */
   resets = { asked: 0, caughtUp: 0 };
 
   constructor(file: string, options: CheckpointerOptions) {
-    const driver = createRequire(import.meta.url).resolve('better-sqlite3');
-    this.commits = options.commits;
-    this.worker = new Worker(WORKER_SOURCE, {
-      eval: true,
-      workerData: {
-        file,
-        intervalMs: options.intervalMs,
-        resetBytes: options.resetBytes,
-        driver,
-      },
-    });
-    this.worker.unref();
-    this.worker.on(
-      'message',
-      (message: { error?: string; hold?: boolean; release?: boolean; caughtUp?: boolean }) => {
-        if (message.error !== undefined) options.onError(message.error);
-        if (message.hold === true) this.hold();
-        if (message.release === true) {
-          if (message.caughtUp === true) this.resets.caughtUp += 1;
-          this.release();
-        }
-      },
-    );
-    this.worker.on('error', (err) => {
-      this.release();
-      options.onError(err.message);
-    });
+    this.file = file;
+    this.options = options;
+    this.worker = this.start();
   }
 
   /** Runs a last checkpoint and closes the worker's connection. */
   stop(): Promise<void> {
-    this.release();
     this.stopped ??= new Promise<void>((resolve) => {
+      if (this.restartTimer !== null) clearTimeout(this.restartTimer);
+      this.release();
+      if (!this.running) {
+        resolve();
+        return;
+      }
+
+      const worker = this.worker;
       const done = () => {
-        void this.worker.terminate().finally(resolve);
+        void worker.terminate().finally(resolve);
       };
-      this.worker.once('message', done);
-      this.worker.once('exit', () => resolve());
-      this.worker.postMessage('stop');
+      worker.on('message', (message: WorkerMessage) => {
+        if (message.stopped === true) done();
+      });
+      worker.once('exit', () => resolve());
+      worker.postMessage('stop');
       // A worker that cannot answer must not hold shutdown.
       setTimeout(done, 2000).unref();
     });
     return this.stopped;
+  }
+
+  private start(): Worker {
+    const worker = new Worker(WORKER_SOURCE, {
+      eval: true,
+      workerData: {
+        file: this.file,
+        intervalMs: this.options.intervalMs,
+        resetBytes: this.options.resetBytes,
+        driver: createRequire(import.meta.url).resolve('better-sqlite3'),
+      },
+    });
+    worker.unref();
+    worker.on('message', (message: WorkerMessage) => this.received(message));
+    worker.on('error', (err) => this.options.onError(err.message));
+    worker.on('exit', (code) => this.exited(worker, code));
+    this.running = true;
+    this.startedAt = Date.now();
+    return worker;
+  }
+
+  private received(message: WorkerMessage): void {
+    if (message.error !== undefined) this.options.onError(message.error);
+    if (message.hold === true) this.hold();
+    if (message.release === true) {
+      if (message.caughtUp === true) this.resets.caughtUp += 1;
+      this.release();
+    }
+  }
+
+  /**
+   * Without its worker nothing checkpoints, and the WAL grows until the disk is full: a worker
+   * that dies is started again, ever more slowly while it keeps dying at once.
+   */
+  private exited(worker: Worker, code: number): void {
+    if (worker !== this.worker) return;
+    this.running = false;
+    this.release();
+    if (this.stopped !== null) return;
+
+    if (Date.now() - this.startedAt >= STEADY_MS) this.deaths = 0;
+    const delay = Math.min(MAX_RESTART_DELAY_MS, 1000 * 2 ** this.deaths);
+    this.deaths += 1;
+    this.options.onError(
+      `the checkpoint worker exited (code ${code}); restarting it in ${delay} ms`,
+    );
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = null;
+      if (this.stopped === null) this.worker = this.start();
+    }, delay);
+    this.restartTimer.unref();
   }
 
   private hold(): void {
@@ -143,7 +196,7 @@ export class Checkpointer {
     // the store starts none of its group commits until release().
     if (this.holdTimer === null) {
       this.resets.asked += 1;
-      this.commits.hold();
+      this.options.commits.hold();
       this.holdTimer = setTimeout(() => this.release(), MAX_HOLD_MS);
       this.holdTimer.unref();
     }
@@ -156,6 +209,6 @@ export class Checkpointer {
 
     clearTimeout(this.holdTimer);
     this.holdTimer = null;
-    this.commits.release();
+    this.options.commits.release();
   }
 }
