@@ -15,6 +15,7 @@ import type {
   Stats,
   TopicGauges,
 } from '../core/types.ts';
+import type { StoreFileSizes } from '../store/store.ts';
 
 /**
  * What a waiting poll needs to know of its caller hanging up. An AbortSignal is one; the HTTP
@@ -330,6 +331,8 @@ export interface Liveness {
 export interface SwarmApi {
   liveness(): Liveness;
   ready(): Promise<boolean>;
+  /** The store's files on disk, for the Prometheus view; null when it has none. */
+  storeFileSizes(): StoreFileSizes | null;
   swarmHealth(): Promise<SwarmHealth>;
   metrics(): Promise<SwarmMetrics>;
 

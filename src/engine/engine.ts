@@ -18,7 +18,14 @@ import type {
   Message,
   QueueEntry,
 } from '../core/types.ts';
-import type { AgentRoutes, BackoffFn, EnqueueOutcome, NewEntry, Store } from '../store/store.ts';
+import type {
+  AgentRoutes,
+  BackoffFn,
+  EnqueueOutcome,
+  NewEntry,
+  Store,
+  StoreFileSizes,
+} from '../store/store.ts';
 import { type Clock, systemClock } from './clock.ts';
 import type {
   AckResult,
@@ -185,6 +192,10 @@ export class SwarmEngine implements SwarmApi {
 
   ready(): Promise<boolean> {
     return this.store.ping();
+  }
+
+  storeFileSizes(): StoreFileSizes | null {
+    return this.store.fileSizes();
   }
 
   swarmHealth(): Promise<SwarmHealth> {

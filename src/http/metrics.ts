@@ -155,6 +155,19 @@ export function createMetrics(api: SwarmApi): HttpMetrics {
   });
 
   new Gauge({
+    name: 'owokx_store_bytes',
+    help: 'Bytes on disk of the store: the database file, and its WAL (started over near 32 MiB).',
+    labelNames: ['file'],
+    registers,
+    collect() {
+      const sizes = api.storeFileSizes();
+      if (sizes === null) return;
+      this.set({ file: 'database' }, sizes.database);
+      this.set({ file: 'wal' }, sizes.wal);
+    },
+  });
+
+  new Gauge({
     name: 'owokx_swarm_escalate',
     help: '1 when a condition has survived two recovery cycles and should be escalated.',
     registers,

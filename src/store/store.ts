@@ -155,17 +155,24 @@ export interface RateTotals {
   delivered: number;
 }
 
+/** Bytes on disk: the database file, and its write-ahead log (kept near 32 MiB). */
+export interface StoreFileSizes {
+  database: number;
+  wal: number;
+}
+
 export interface Store {
   readonly dialect: 'sqlite' | 'postgres';
 
   /** Applies numbered migrations; safe to call on every start. */
   migrate(): Promise<void>;
   ping(): Promise<boolean>;
+  /** How much disk the store takes, by file; null for a store that has no files. */
+  fileSizes(): StoreFileSizes | null;
   close(): Promise<void>;
 
   // Agents
   upsertAgent(agent: Agent): Promise<Agent>;
-  /** false when the agent is not registered. */
   /** False when the agent is unknown. `metrics` replaces the last ones it reported. */
   heartbeat(
     id: string,

@@ -52,6 +52,9 @@ describe('GET /metrics', () => {
     expect(res.text).toMatch(/^owokx_delivery_failure_rate [\d.]+$/m);
     expect(res.text).toContain('owokx_swarm_health_status{status="degraded"} 1');
     expect(res.text).toContain('process_cpu_user_seconds_total');
+    // The store's files: a database of some pages, and the WAL that the writes went to.
+    expect(res.text).toMatch(/^owokx_store_bytes\{file="database"\} [1-9]\d*$/m);
+    expect(res.text).toMatch(/^owokx_store_bytes\{file="wal"\} [1-9]\d*$/m);
     expect(res.text).toMatch(
       /owokx_http_request_duration_seconds_count\{route="\/swarm\/agents\/:id\/poll",method="POST",status="200"\} 1/,
     );

@@ -47,6 +47,7 @@ import type {
   RequeueOutcome,
   RouteCount,
   Store,
+  StoreFileSizes,
 } from '../store.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { FreshMessages } from './fresh-messages.ts';
@@ -113,6 +114,8 @@ export class SqliteStore implements Store {
   private readonly statements = new Map<string, Statement>();
   private readonly checkpointer: Checkpointer | null = null;
   private readonly lock: OwnerLock | null = null;
+  /** The database file, or null for :memory:. */
+  private readonly file: string | null;
   private readonly inTransaction: Database.Transaction<(work: () => unknown) => unknown>;
   /** Claim order, delays, leases and TTLs of the pending entries; see live-index.ts. */
   private live = new LiveIndex();
@@ -141,6 +144,7 @@ export class SqliteStore implements Store {
   private commitsHeld = false;
 
   constructor(file: string, options: SqliteStoreOptions = {}) {
+    this.file = file === ':memory:' ? null : file;
     if (file !== ':memory:') {
       fs.mkdirSync(path.dirname(file), { recursive: true });
       this.lock = OwnerLock.acquire(path.resolve(file));
@@ -419,6 +423,20 @@ export class SqliteStore implements Store {
     } catch {
       return false;
     }
+  }
+
+  fileSizes(): StoreFileSizes | null {
+    if (this.file === null) return null;
+
+    const size = (file: string): number => {
+      try {
+        return fs.statSync(file).size;
+      } catch {
+        // The WAL exists only once something was written, and goes with a clean close.
+        return 0;
+      }
+    };
+    return { database: size(this.file), wal: size(`${this.file}-wal`) };
   }
 
   async close(): Promise<void> {
