@@ -37,11 +37,14 @@ function requireKnownStore(config: Readonly<Config>): void {
   }
 }
 
-/** Opens the store a database URL names. */
-export async function openStore(config: Readonly<Config>): Promise<Store> {
+/** Opens the store a database URL names; its warnings (a failed checkpoint) go to `log`. */
+export async function openStore(config: Readonly<Config>, log?: Logger): Promise<Store> {
   requireKnownStore(config);
 
-  const store = new SqliteStore(sqlitePath(config.databaseUrl));
+  const store = new SqliteStore(
+    sqlitePath(config.databaseUrl),
+    log === undefined ? {} : { warn: (message) => log.warn(message) },
+  );
   await store.migrate();
   return store;
 }
@@ -53,7 +56,7 @@ export async function startServer(
   // Before tokens: a server that cannot start must not leave a generated tokens.json behind.
   requireKnownStore(config);
   const tokens = resolveTokens(config, log);
-  const store = await openStore(config);
+  const store = await openStore(config, log);
   const engine = new SwarmEngine({ store, config, log });
   await engine.start();
 

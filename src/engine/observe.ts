@@ -64,8 +64,10 @@ export class Observer {
       this.dispatchStatus(),
     ]);
 
-    // Right after a start the window is not full yet: divide by what it really spans.
-    const perSecSpan = Math.max(1, Math.min(PER_SEC_WINDOW_MS, now - this.startedAt)) / 1000;
+    // Divide by the time the counted rates span. They are the swarm's, not this process's, so
+    // they outlive a restart: the span is shorter than the window only for a store that has
+    // no rates that old.
+    const perSecSpan = Math.max(1000, now - recent.from) / 1000;
 
     return {
       timestamp: new Date(now).toISOString(),

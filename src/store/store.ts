@@ -153,6 +153,11 @@ export interface RateTotals {
   deadLettered: number;
   enqueued: number;
   delivered: number;
+  /**
+   * Where the counted span begins (epoch ms): `since` rounded down to whole buckets, or later
+   * when the store keeps no rates that old (it is younger, or was idle past the retention).
+   */
+  from: number;
 }
 
 /** Bytes on disk: the database file, and its write-ahead log (kept near 32 MiB). */

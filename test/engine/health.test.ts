@@ -1,6 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { expectConservation, openSwarm, type TestSwarm, TRADE } from '../support/engine.ts';
+import {
+  expectConservation,
+  openSwarm,
+  type TestSwarm,
+  TRADE,
+  tempDir,
+} from '../support/engine.ts';
 
 const lease = { limit: 100, waitMs: 0, leaseMs: 30_000 };
 
@@ -136,5 +142,33 @@ describe('swarm health', () => {
     const metrics = await swarm.engine.metrics();
     expect(metrics.stats).toMatchObject({ enqueued: 2, delivered: 1 });
     expect(metrics.queue.queued).toBe(1);
+  });
+});
+
+describe('per-second rates', () => {
+  it('stay true across a restart, whose store remembers the minute before it', async () => {
+    const dir = tempDir();
+    const noon = Date.UTC(2026, 11, 3, 12, 0, 0);
+    let swarm = await openSwarm({}, dir, noon);
+    swarm.clock.advance(1_000);
+    await swarm.engine.enqueue(
+      Array.from({ length: 100 }, () => ({ message: { target: 'type:analyst' } })),
+    );
+    // One second of rates so far (the store is that young): 100 a second.
+    expect((await swarm.engine.metrics()).rates.enqueuedPerSec).toBe(100);
+    await swarm.close();
+
+    // Thirty seconds later a new process starts on the same store. Its own uptime is zero,
+    // but the rates it reads span the 31 s since the store's first: 100 / 31.
+    swarm = await openSwarm({}, dir, noon + 31_000);
+    try {
+      expect((await swarm.engine.metrics()).rates.enqueuedPerSec).toBe(3.23);
+
+      // Once the window has moved past them, they are gone.
+      swarm.clock.advance(70_000);
+      expect((await swarm.engine.metrics()).rates.enqueuedPerSec).toBe(0);
+    } finally {
+      await swarm.close();
+    }
   });
 });

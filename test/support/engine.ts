@@ -30,15 +30,17 @@ export function tempDir(prefix = 'owokx-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
+/** A swarm on `dir`'s store; `startAt` is when its clock starts (a restart comes later). */
 export async function openSwarm(
   overrides: Partial<Config> = {},
   dir = tempDir(),
+  startAt = Date.UTC(2026, 11, 3, 12, 0, 0),
 ): Promise<TestSwarm> {
   const file = path.join(dir, 'swarm.db');
   const store = new SqliteStore(file);
   await store.migrate();
 
-  const clock = new ManualClock(Date.UTC(2026, 11, 3, 12, 0, 0));
+  const clock = new ManualClock(startAt);
   const config = testConfig({ dataDir: dir, databaseUrl: `sqlite:${file}`, ...overrides });
   const engine = new SwarmEngine({
     store,

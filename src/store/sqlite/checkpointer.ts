@@ -10,27 +10,39 @@
 // load some commit always lands while the worker copies: the 100k-message benchmark left a
 // 444 MB WAL, and a sustained load grows it without end. Appending to a growing file also
 // costs more than overwriting one (7-8 µs per frame against 4-5 µs, measured here), and a
-// commit writes ~9 frames. So once the WAL passes resetBytes, the worker asks the store to
-// hold its group commits, copies the few frames written since its last pass, and lets go:
-// the next commit starts the WAL over, and journal_size_limit truncates the file. The hold
-// lasts one short checkpoint (~1-4 ms, two fsyncs) and blocks no thread: requests are
-// answered meanwhile, only the commits of enqueues and acks wait.
+// commit writes ~9 frames. So once the WAL passes resetBytes:
+//   1. the worker copies again what was written during its last pass, until a pass is short;
+//   2. it asks the store to hold its group commits (enqueues and acks), which blocks no
+//      thread: requests are still read and answered, only those commits wait;
+//   3. it checkpoints FULL, waiting at most 50 ms: that takes the write lock, so no other
+//      write (a heartbeat, a nack, a sweep) can land before the copy ends, and falls back to
+//      PASSIVE when the lock or a reader stays busy, to try again next interval;
+//   4. it lets go. The next commit starts the WAL over and journal_size_limit truncates it.
+// A write that is not a group commit and comes during step 3 waits for it in SQLite's busy
+// handler, on the event loop: a few milliseconds. A WAL file far past the limit (a long
+// reader kept it from starting over) is truncated by the worker in step 3 (TRUNCATE), since
+// shrinking a file of gigabytes took ~0.9 s here, too long for the event loop.
 
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
 // Plain JavaScript evaluated in the worker: it must load without the TypeScript loader.
 const WORKER_SOURCE = `
+const fs = require('node:fs');
 const { parentPort, workerData } = require('node:worker_threads');
 const Database = require(workerData.driver);
 const db = new Database(workerData.file);
-db.pragma('busy_timeout = 5000');
+const WAIT = 'busy_timeout = 5000';
+db.pragma(WAIT);
 const frameBytes = db.pragma('page_size', { simple: true }) + 24;
+const CATCH_UP_PASSES = 5;
+const SHORT_PASS_MS = 5;
+const HELD_WAIT_MS = 50;
 let holding = false;
 
-function checkpoint() {
+function checkpoint(mode) {
   try {
-    const [result] = db.pragma('wal_checkpoint(PASSIVE)');
+    const [result] = db.pragma('wal_checkpoint(' + mode + ')');
     return result;
   } catch (err) {
     parentPort.postMessage({ error: String(err && err.message || err) });
@@ -38,19 +50,36 @@ function checkpoint() {
   }
 }
 
+function walFileBytes() {
+  try {
+    return fs.statSync(workerData.file + '-wal').size;
+  } catch {
+    return 0;
+  }
+}
+
 const timer = setInterval(() => {
   if (holding) return;
-  const result = checkpoint();
-  if (result && result.log * frameBytes >= workerData.resetBytes) {
-    holding = true;
-    parentPort.postMessage({ hold: true });
+  const result = checkpoint('PASSIVE');
+  if (!result || result.log * frameBytes < workerData.resetBytes) return;
+
+  for (let pass = 0; pass < CATCH_UP_PASSES; pass += 1) {
+    const started = performance.now();
+    checkpoint('PASSIVE');
+    if (performance.now() - started < SHORT_PASS_MS) break;
   }
+  holding = true;
+  parentPort.postMessage({ hold: true });
 }, workerData.intervalMs);
 
 parentPort.on('message', (message) => {
   if (message === 'held') {
-    // Nothing commits now: this pass copies every frame, so the next commit starts over.
-    const result = checkpoint();
+    const mode = walFileBytes() > 2 * workerData.resetBytes ? 'TRUNCATE' : 'FULL';
+    // Long enough to get the write lock between two of the store's own short transactions;
+    // short enough that a reader which never ends costs one brief try per interval.
+    db.pragma('busy_timeout = ' + HELD_WAIT_MS);
+    const result = checkpoint(mode);
+    db.pragma(WAIT);
     holding = false;
     parentPort.postMessage({
       release: true,

@@ -68,6 +68,8 @@ export interface SqliteStoreOptions {
   /** Tests shorten these to see the WAL start over without writing 32 MiB. */
   checkpointIntervalMs?: number;
   walResetBytes?: number;
+  /** Where the checkpointer's failures are reported; by default a process warning. */
+  warn?: (message: string) => void;
 }
 
 /** Requeue reads dead letters a page at a time, and passes at most this many per call. */
@@ -175,7 +177,11 @@ export class SqliteStore implements Store {
       this.checkpointer = new Checkpointer(file, {
         intervalMs: options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS,
         resetBytes,
-        onError: (message) => process.emitWarning(`WAL checkpoint failed: ${message}`),
+        onError: (message) => {
+          const line = `WAL checkpoint failed: ${message}`;
+          if (options.warn === undefined) process.emitWarning(line);
+          else options.warn(line);
+        },
         commits: {
           hold: () => {
             this.commitsHeld = true;
@@ -1560,20 +1566,29 @@ export class SqliteStore implements Store {
         `SELECT COALESCE(SUM(attempts), 0) AS deliveryAttempts,
            COALESCE(SUM(failures), 0) AS deliveryFailures,
            COALESCE(SUM(dead_lettered), 0) AS deadLettered,
-           COALESCE(SUM(enqueued), 0) AS enqueued, COALESCE(SUM(delivered), 0) AS delivered
+           COALESCE(SUM(enqueued), 0) AS enqueued, COALESCE(SUM(delivered), 0) AS delivered,
+           (SELECT MIN(bucket) FROM rate_buckets) AS oldest
          FROM rate_buckets WHERE bucket >= ?`,
-      ).get(bucket) as RateTotals;
+      ).get(bucket) as Omit<RateTotals, 'from'> & { oldest: number | null };
+
+      const { oldest, ...totals } = row;
+      let first = oldest ?? Number.POSITIVE_INFINITY;
+      for (const at of this.unsavedRates.keys()) first = Math.min(first, at);
+      const out: RateTotals = {
+        ...totals,
+        from: Number.isFinite(first) ? Math.max(bucket, first) : bucket,
+      };
 
       // What is not written yet counts too.
       for (const [at, r] of this.unsavedRates) {
         if (at < bucket) continue;
-        row.deliveryAttempts += r.attempts;
-        row.deliveryFailures += r.failures;
-        row.deadLettered += r.deadLettered;
-        row.enqueued += r.enqueued;
-        row.delivered += r.delivered;
+        out.deliveryAttempts += r.attempts;
+        out.deliveryFailures += r.failures;
+        out.deadLettered += r.deadLettered;
+        out.enqueued += r.enqueued;
+        out.delivered += r.delivered;
       }
-      return row;
+      return out;
     });
   }
 
