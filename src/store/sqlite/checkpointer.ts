@@ -38,7 +38,9 @@ const frameBytes = db.pragma('page_size', { simple: true }) + 24;
 const CATCH_UP_PASSES = 5;
 const SHORT_PASS_MS = 5;
 const HELD_WAIT_MS = 50;
+const MAX_SLOW_INTERVALS = 10;
 let holding = false;
+let slowIntervals = 0;
 
 function checkpoint(mode) {
   try {
@@ -63,11 +65,19 @@ const timer = setInterval(() => {
   const result = checkpoint('PASSIVE');
   if (!result || result.log * frameBytes < workerData.resetBytes) return;
 
-  for (let pass = 0; pass < CATCH_UP_PASSES; pass += 1) {
+  // The held pass copies what the last pass left: hold once a pass was short, so the hold is
+  // too. Writes that outrun the copy (a slow disk, the backlog a long reader left) would keep
+  // every pass long; after some intervals of that, hold anyway, which lets the copy catch up.
+  let short = false;
+  for (let pass = 0; pass < CATCH_UP_PASSES && !short; pass += 1) {
     const started = performance.now();
     checkpoint('PASSIVE');
-    if (performance.now() - started < SHORT_PASS_MS) break;
+    short = performance.now() - started < SHORT_PASS_MS;
   }
+  slowIntervals = short ? 0 : slowIntervals + 1;
+  if (!short && slowIntervals < MAX_SLOW_INTERVALS) return;
+
+  slowIntervals = 0;
   holding = true;
   parentPort.postMessage({ hold: true });
 }, workerData.intervalMs);
@@ -108,8 +118,12 @@ export interface CheckpointerOptions {
   commits: CommitHold;
 }
 
-/** A hold the worker never ends (it died, or the disk stalls) ends by itself after this. */
-const MAX_HOLD_MS = 1_000;
+/**
+ * A hold the worker never ends ends by itself after this. A worker that dies ends its hold at
+ * once (see exited()); this is for one stuck on the disk, which then holds SQLite's write lock
+ * too, so ending the hold sooner would only turn waiting commits into SQLITE_BUSY refusals.
+ */
+const MAX_HOLD_MS = 5_000;
 /** A worker that dies is started again after 1 s, then 2, 4... up to this, while it keeps dying. */
 const MAX_RESTART_DELAY_MS = 60_000;
 /** A worker that ran this long before it died is restarted after the shortest delay again. */
