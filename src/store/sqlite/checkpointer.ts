@@ -11,7 +11,8 @@
 // 444 MB WAL, and a sustained load grows it without end. Appending to a growing file also
 // costs more than overwriting one (7-8 µs per frame against 4-5 µs, measured here), and a
 // commit writes ~9 frames. So once the WAL passes resetBytes:
-//   1. the worker copies again what was written during its last pass, until a pass is short;
+//   1. the worker copies again what was written during its last pass, until a pass is short
+//      (under 50 ms: the held pass then has about that much to copy);
 //   2. it asks the store to hold its group commits (enqueues and acks), which blocks no
 //      thread: requests are still read and answered, only those commits wait;
 //   3. it checkpoints FULL, waiting at most 50 ms: that takes the write lock, so no other
@@ -36,7 +37,8 @@ const WAIT = 'busy_timeout = 5000';
 db.pragma(WAIT);
 const frameBytes = db.pragma('page_size', { simple: true }) + 24;
 const CATCH_UP_PASSES = 5;
-const SHORT_PASS_MS = 5;
+// The held pass copies about what one pass took to write: hold once a pass is this short.
+const SHORT_PASS_MS = 50;
 const HELD_WAIT_MS = 50;
 const MAX_SLOW_INTERVALS = 10;
 let holding = false;
