@@ -123,6 +123,13 @@ describe('dead letters', () => {
       expect(entry.attempts).toBe(3);
       expect(entry.lastError).toContain('fixture failure on attempt 3');
     }
+    // The agent reports each failure on its stdout, which can reach us after the server has
+    // already dead-lettered the last message: wait for the line, then check there were no more.
+    await until(
+      async () => flaky.count('failed') >= 15,
+      5_000,
+      () => `flaky reported ${flaky.count('failed')} failures`,
+    );
     expect(flaky.count('failed')).toBe(15);
 
     const one = await swarm.client.getDeadLetter(sent[0] as string);
