@@ -9,11 +9,11 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import type { Agent, Message } from '../../src/core/types.ts';
+import type { Message } from '../../src/core/types.ts';
 import { MIGRATIONS } from '../../src/store/sqlite/migrations.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { tempDir } from '../support/engine.ts';
-import { entry, NOW } from '../support/entries.ts';
+import { agent, entry, NOW } from '../support/entries.ts';
 
 const ROUTES = { agentId: 'a1', type: 'worker', capabilities: [] };
 const open: SqliteStore[] = [];
@@ -32,20 +32,6 @@ async function openStore(file: string): Promise<SqliteStore> {
 async function closeStore(store: SqliteStore): Promise<void> {
   await store.close();
   open.splice(open.indexOf(store), 1);
-}
-
-function agent(id: string): Agent {
-  return {
-    id,
-    type: 'worker',
-    status: 'active',
-    capabilities: [],
-    endpoint: null,
-    maxInflight: 10,
-    metadata: {},
-    registeredAt: NOW,
-    lastHeartbeat: NOW,
-  };
 }
 
 async function conserved(store: SqliteStore): Promise<void> {

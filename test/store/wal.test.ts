@@ -13,7 +13,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { Checkpointer } from '../../src/store/sqlite/checkpointer.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { tempDir } from '../support/engine.ts';
-import { entry, NOW } from '../support/entries.ts';
+import { agent, entry, NOW } from '../support/entries.ts';
 
 const ROUTES = { agentId: 'a1', type: 'worker', capabilities: [] };
 const LIMIT = 1024 * 1024;
@@ -38,6 +38,22 @@ function bulky(n: number) {
   return made;
 }
 
+/**
+ * One round of what concurrent senders and pollers do: 16 enqueues of a message each, then a
+ * claim of up to `take` and their acks. Resolves to how many were claimed.
+ */
+async function round(store: SqliteStore, n: number, take: number): Promise<number> {
+  const batch = Array.from({ length: 16 }, (_, i) => bulky(n * 16 + i));
+  await Promise.all(batch.map((one) => store.enqueue([one], NOW)));
+  const leased = await store.claim(ROUTES, { limit: take, leaseMs: 30_000, now: NOW });
+  await store.ack(
+    leased.map((d) => d.queueId),
+    'a1',
+    NOW,
+  );
+  return leased.length;
+}
+
 describe('the WAL under a steady load', () => {
   it('starts over near its limit instead of growing, and keeps every message', async () => {
     const file = path.join(tempDir(), 'swarm.db');
@@ -50,18 +66,10 @@ describe('the WAL under a steady load', () => {
     let kept = 0;
     let largest = 0;
     let shrank = 0;
-    for (let round = 0; round < 400; round += 1) {
-      const batch = Array.from({ length: 16 }, (_, i) => bulky(round * 16 + i));
-      await Promise.all(batch.map((one) => store.enqueue([one], NOW)));
-      written += batch.length;
-
-      const leased = await store.claim(ROUTES, { limit: 12, leaseMs: 30_000, now: NOW });
-      await store.ack(
-        leased.map((d) => d.queueId),
-        'a1',
-        NOW,
-      );
-      kept += 16 - leased.length;
+    for (let n = 0; n < 400; n += 1) {
+      const claimed = await round(store, n, 12);
+      written += 16;
+      kept += 16 - claimed;
       const size = walSize();
       if (size < largest) shrank += 1;
       largest = Math.max(largest, size);
@@ -99,17 +107,7 @@ describe('the WAL with writes that are not group commits', () => {
     const file = path.join(tempDir(), 'swarm.db');
     const store = await openStore(file);
     const walSize = () => fs.statSync(`${file}-wal`).size;
-    await store.upsertAgent({
-      id: 'hb',
-      type: 'worker',
-      status: 'active',
-      capabilities: [],
-      endpoint: null,
-      maxInflight: 1,
-      metadata: {},
-      registeredAt: NOW,
-      lastHeartbeat: NOW,
-    });
+    await store.upsertAgent(agent('hb'));
 
     // A heartbeat commits in a transaction of its own, at once: the hold of the group commits
     // does not stop it, only the checkpoint's write lock does. Here they come back to back,
@@ -127,16 +125,8 @@ describe('the WAL with writes that are not group commits', () => {
     let largest = 0;
     let shrank = 0;
     let previous = 0;
-    for (let round = 0; round < 400; round += 1) {
-      const batch = Array.from({ length: 16 }, (_, i) => bulky(round * 16 + i));
-      await Promise.all(batch.map((one) => store.enqueue([one], NOW)));
-      const leased = await store.claim(ROUTES, { limit: 16, leaseMs: 30_000, now: NOW });
-      await store.ack(
-        leased.map((d) => d.queueId),
-        'a1',
-        NOW,
-      );
-
+    for (let n = 0; n < 400; n += 1) {
+      await round(store, n, 16);
       const size = walSize();
       if (size < previous) shrank += 1;
       previous = size;

@@ -1,6 +1,6 @@
 // Store entries as the engine builds them, for tests that drive a store directly.
 
-import type { Message } from '../../src/core/types.ts';
+import type { Agent, Message } from '../../src/core/types.ts';
 import { type NewEntry, PRIORITY_RANK } from '../../src/store/store.ts';
 
 export const NOW = Date.UTC(2026, 11, 3, 12, 0, 0);
@@ -37,5 +37,20 @@ export function entry(
     expiresAt: options.ttlMs === undefined ? null : NOW + options.ttlMs,
     maxAttempts: 3,
     requireRegistered: false,
+  };
+}
+
+/** A live agent of type worker, registered and last heard from at NOW. */
+export function agent(id: string): Agent {
+  return {
+    id,
+    type: 'worker',
+    status: 'active',
+    capabilities: [],
+    endpoint: null,
+    maxInflight: 10,
+    metadata: {},
+    registeredAt: NOW,
+    lastHeartbeat: NOW,
   };
 }

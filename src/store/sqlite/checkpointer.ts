@@ -90,13 +90,10 @@ parentPort.on('message', (message) => {
     // Long enough to get the write lock between two of the store's own short transactions;
     // short enough that a reader which never ends costs one brief try per interval.
     db.pragma('busy_timeout = ' + HELD_WAIT_MS);
-    const result = checkpoint(mode);
+    checkpoint(mode);
     db.pragma(WAIT);
     holding = false;
-    parentPort.postMessage({
-      release: true,
-      caughtUp: result !== null && result.busy === 0 && result.log === result.checkpointed,
-    });
+    parentPort.postMessage({ release: true });
     return;
   }
   if (message !== 'stop') return;
@@ -135,7 +132,6 @@ interface WorkerMessage {
   error?: string;
   hold?: boolean;
   release?: boolean;
-  caughtUp?: boolean;
   stopped?: boolean;
 }
 
@@ -149,8 +145,6 @@ export class Checkpointer {
   private restartTimer: NodeJS.Timeout | null = null;
   private holdTimer: NodeJS.Timeout | null = null;
   private stopped: Promise<void> | null = null;
-  /** WAL restarts asked for, and how many copied every frame (the next commit starts over). */
-  resets = { asked: 0, caughtUp: 0 };
 
   constructor(file: string, options: CheckpointerOptions) {
     this.file = file;
@@ -205,10 +199,7 @@ export class Checkpointer {
   private received(message: WorkerMessage): void {
     if (message.error !== undefined) this.options.onError(message.error);
     if (message.hold === true) this.hold();
-    if (message.release === true) {
-      if (message.caughtUp === true) this.resets.caughtUp += 1;
-      this.release();
-    }
+    if (message.release === true) this.release();
   }
 
   /**
@@ -240,7 +231,6 @@ export class Checkpointer {
     // This runs between two turns of the event loop, so no transaction is open: from here on
     // the store starts none of its group commits until release().
     if (this.holdTimer === null) {
-      this.resets.asked += 1;
       this.options.commits.hold();
       this.holdTimer = setTimeout(() => this.release(), MAX_HOLD_MS);
       this.holdTimer.unref();

@@ -58,9 +58,4 @@ export class FreshMessages {
   get count(): number {
     return this.texts.size;
   }
-
-  clear(): void {
-    this.texts.clear();
-    this.size = 0;
-  }
 }
