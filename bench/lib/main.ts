@@ -15,6 +15,7 @@ import type { Enqueuer } from './enqueue.ts';
 import { FastEnqueue } from './fast-enqueue.ts';
 import { LatencyHistogram, type LatencySummary } from './histogram.ts';
 import { type BenchOptions, parseOptions } from './options.ts';
+import { type MachineProbe, probeMachine, probeReadings } from './probe.ts';
 import { readMemory } from './proc.ts';
 import { mainThreadProfile, summarizeProfile } from './profile.ts';
 import { createProgress, type Progress } from './progress.ts';
@@ -52,6 +53,8 @@ const EXIT_FAILED = 1;
 const EXIT_UNREACHABLE = 3;
 /** Messages per timed warm-up run at most. */
 const WARMUP_RUN_CAP = 5_000;
+/** The probe always uses the single-enqueue senders' count, so every workload's probe compares. */
+const PROBE_SENDERS = 16;
 
 class Unreachable extends Error {}
 
@@ -222,6 +225,17 @@ async function measure(
     onProgress: (acked, expected) => progress.update(acked, expected),
   };
 
+  const probe = async (): Promise<MachineProbe | null> => {
+    if (!options.probe) return null;
+    try {
+      return await probeMachine(PROBE_SENDERS);
+    } catch (err) {
+      note(`The machine probe failed, so the report has none: ${(err as Error).message}`);
+      return null;
+    }
+  };
+  const probeBefore = await probe();
+
   let warmup: BenchReport['warmup'] = null;
   if (options.warmup > 0 || options.warmupMs > 0) {
     const started = nowMs();
@@ -284,6 +298,7 @@ async function measure(
   const runs = await measureRuns(env, options, progress, '');
   for (const r of runs) seeRss(r.serverPeakRssBytes);
   if (pid !== null) seeRss(readMemory(pid)?.peakRssBytes ?? null);
+  const machineProbe = probeReadings(probeBefore, await probe());
 
   // A measured server is left as found; our own store is deleted with its directory.
   if (backlog && server === null) {
@@ -309,7 +324,11 @@ async function measure(
   const comparison = compareWithRecorded(
     options.resultsDir,
     workload(options),
-    { throughputPerSecond: summary.avgThroughputPerSecond, p99Us: summary.endToEndUs.p99 },
+    {
+      throughputPerSecond: summary.avgThroughputPerSecond,
+      p99Us: summary.endToEndUs.p99,
+      probeUsPerRequest: machineProbe?.serverUsPerRequest ?? null,
+    },
     REPO_ROOT,
   );
 
@@ -333,11 +352,13 @@ async function measure(
       dataDir: server && options.keep ? server.dataDir : null,
     },
     comparison,
+    probe: machineProbe,
     verdicts: verdicts({
       config: workload(options),
       summary,
       runs,
       comparison,
+      probe: machineProbe,
       empty: emptySummary,
       serverWarnings: server ? server.warnings() : null,
       metricsAtRest: backlog?.metricsAtRestUs ?? null,

@@ -46,10 +46,14 @@ export function resetPeakRss(pid: number): boolean {
 // USER_HZ is 100 on every Linux build that matters; /proc reports CPU time in those ticks.
 const TICKS_PER_SECOND = 100;
 
-/** User + system CPU time of a process, in milliseconds (all its threads). */
-export function readCpuMs(pid: number): number | null {
+/**
+ * User + system CPU time of a process (all its threads), or of one of its threads, in ms.
+ * A Node process's main thread has the process's id.
+ */
+export function readCpuMs(pid: number, thread?: number): number | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const file = thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`;
+    const stat = readFileSync(file, 'utf8');
 
     // The command name is in parentheses and may hold spaces: count fields after the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -92,6 +96,11 @@ export interface CpuShares {
   server: number | null;
   client: number;
   other: number | null;
+  /**
+   * The server's main thread, in ms over the span: the thread every request runs on, so the
+   * one that sets the server's capacity (the others checkpoint the WAL and collect garbage).
+   */
+  serverMainMs: number | null;
 }
 
 /**
@@ -102,6 +111,7 @@ export interface CpuShares {
 export function startCpuMeter(pid: number | null): () => CpuShares {
   const startedAt = performance.now();
   const server0 = pid !== null ? readCpuMs(pid) : null;
+  const main0 = pid !== null ? readCpuMs(pid, pid) : null;
   const client0 = selfCpuMs();
   const system0 = readSystemBusyMs();
 
@@ -109,6 +119,7 @@ export function startCpuMeter(pid: number | null): () => CpuShares {
     const wallMs = performance.now() - startedAt;
     const client = selfCpuMs() - client0;
     const server1 = pid !== null ? readCpuMs(pid) : null;
+    const main1 = pid !== null ? readCpuMs(pid, pid) : null;
     const system1 = readSystemBusyMs();
 
     const server = server0 !== null && server1 !== null ? server1 - server0 : null;
@@ -122,6 +133,7 @@ export function startCpuMeter(pid: number | null): () => CpuShares {
       server: server === null ? null : share(server),
       client: share(client),
       other: other === null ? null : share(other),
+      serverMainMs: main0 !== null && main1 !== null ? main1 - main0 : null,
     };
   };
 }

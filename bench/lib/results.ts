@@ -42,6 +42,8 @@ export interface RecordedReport {
   generatedAt: string;
   machine?: MachineInfo;
   commit?: string | null;
+  /** Absent in records made before the probe existed, or with --no-probe. */
+  probe?: { serverUsPerRequest: number } | null;
 }
 
 export interface Comparison {
@@ -53,6 +55,15 @@ export interface Comparison {
   p99Us: number | null;
   p99ChangePercent: number | null;
   sameMachine: boolean;
+  /** The recorded run's machine probe, when both runs have one (µs per bare request). */
+  probeUsPerRequest: number | null;
+  /** How much more a bare request cost now than then, in percent: 20 means 20% slower now. */
+  probeChangePercent: number | null;
+  /**
+   * Throughput change with the machine's speed taken out: each run's msg/s multiplied by its
+   * probe's µs per request (messages per unit of bare-request cost). -3 means 3% below.
+   */
+  adjustedChangePercent: number | null;
 }
 
 export function machineInfo(): MachineInfo {
@@ -125,7 +136,7 @@ function readReports(dir: string): { file: string; report: RecordedReport }[] {
 export function compareWithRecorded(
   dir: string,
   config: WorkloadConfig,
-  ours: { throughputPerSecond: number; p99Us: number },
+  ours: { throughputPerSecond: number; p99Us: number; probeUsPerRequest: number | null },
   repoRoot: string,
 ): Comparison | null {
   const matching = readReports(dir)
@@ -136,6 +147,8 @@ export function compareWithRecorded(
 
   const theirs = newest.report.summary;
   const theirP99 = theirs.endToEndUs?.p99 ?? null;
+  const theirProbe = newest.report.probe?.serverUsPerRequest ?? null;
+  const probes = ours.probeUsPerRequest !== null && theirProbe !== null && theirProbe > 0;
   const me = machineInfo();
 
   return {
@@ -149,6 +162,15 @@ export function compareWithRecorded(
     p99Us: theirP99,
     p99ChangePercent: theirP99 ? (ours.p99Us / theirP99 - 1) * 100 : null,
     sameMachine: newest.report.machine?.cpu === me.cpu && newest.report.machine?.cores === me.cores,
+    probeUsPerRequest: theirProbe,
+    probeChangePercent: probes ? ((ours.probeUsPerRequest as number) / theirProbe - 1) * 100 : null,
+    adjustedChangePercent:
+      probes && theirs.avgThroughputPerSecond > 0
+        ? ((ours.throughputPerSecond * (ours.probeUsPerRequest as number)) /
+            (theirs.avgThroughputPerSecond * theirProbe) -
+            1) *
+          100
+        : null,
   };
 }
 

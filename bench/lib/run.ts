@@ -103,6 +103,8 @@ export interface RunResult {
   clientCpuPercent: number;
   /** CPU used by every other process on the machine during the run (100 = one core). */
   otherCpuPercent: number | null;
+  /** Our own server's main-thread CPU per message in µs (null for a measured server). */
+  serverMainUsPerMessage: number | null;
   /** Internal: the histograms, pooled across runs for the summary. Not serialised. */
   histograms?: RunHistograms;
 }
@@ -336,6 +338,10 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
       serverCpuPercent: cpu.server,
       clientCpuPercent: cpu.client,
       otherCpuPercent: cpu.other,
+      serverMainUsPerMessage:
+        cpu.serverMainMs !== null && tracker.acked > 0
+          ? (cpu.serverMainMs * 1000) / tracker.acked
+          : null,
       histograms: {
         endToEnd: tracker.endToEnd,
         enqueueRequests: enqueued.requests,

@@ -42,6 +42,7 @@ export interface Summary {
   avgServerCpuPercent: number | null;
   avgClientCpuPercent: number;
   avgOtherCpuPercent: number | null;
+  avgServerMainUsPerMessage: number | null;
 }
 
 export const average = (values: number[]): number =>
@@ -64,6 +65,7 @@ export function summarize(runs: RunResult[], agents: number): Summary {
   const rss = runs.map((r) => r.serverPeakRssBytes).filter((v): v is number => v !== null);
   const cpu = runs.map((r) => r.serverCpuPercent).filter((v): v is number => v !== null);
   const other = runs.map((r) => r.otherCpuPercent).filter((v): v is number => v !== null);
+  const main = runs.map((r) => r.serverMainUsPerMessage).filter((v): v is number => v !== null);
 
   return {
     runs: runs.length,
@@ -102,6 +104,7 @@ export function summarize(runs: RunResult[], agents: number): Summary {
     avgServerCpuPercent: cpu.length > 0 ? average(cpu) : null,
     avgClientCpuPercent: average(runs.map((r) => r.clientCpuPercent)),
     avgOtherCpuPercent: other.length > 0 ? average(other) : null,
+    avgServerMainUsPerMessage: main.length > 0 ? average(main) : null,
   };
 }
 

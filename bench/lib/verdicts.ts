@@ -6,6 +6,7 @@
 // it depends on the machine as much as on the code.
 
 import type { LatencySummary } from './histogram.ts';
+import type { ProbeReadings } from './probe.ts';
 import type { Comparison, WorkloadConfig } from './results.ts';
 import type { RunResult } from './run.ts';
 import type { Summary } from './summary.ts';
@@ -22,6 +23,7 @@ export interface VerdictInput {
   summary: Summary;
   runs: RunResult[];
   comparison: Comparison | null;
+  probe: ProbeReadings | null;
   /** With --backlog: the same workload measured on the empty store just before the preload. */
   empty: Summary | null;
   serverWarnings: number | null;
@@ -36,6 +38,8 @@ const pct = (value: number): string => `${Math.abs(value).toFixed(0)}%`;
 
 // A change smaller than this is run-to-run noise on a 2-core machine.
 const NOISE_PERCENT = 5;
+// The same, once each run is set against its machine probe: two probes' noise comes on top.
+const ADJUSTED_NOISE_PERCENT = 10;
 // The client is on the same cores as the server; past this it may be the limit, not the server.
 const CLIENT_CPU_LIMIT = 85;
 // Other load this large (a fifth of a core) visibly lowers throughput on two cores.
@@ -80,6 +84,8 @@ export function verdicts(input: VerdictInput): Verdict[] {
   }
 
   out.push(speedVerdict(summary));
+  const machine = machineVerdict(summary, input.probe);
+  if (machine) out.push(machine);
   const lag = sendLag(runs);
   if (lag) out.push(lag);
   if (input.comparison) out.push(comparisonVerdict(input.comparison));
@@ -151,6 +157,44 @@ function speedVerdict(summary: Summary): Verdict {
   };
 }
 
+const us = (value: number): string => `${value.toFixed(0)} µs`;
+
+/**
+ * What one message cost our server's main thread, the thread that sets its capacity, and
+ * what one bare HTTP request cost this machine meanwhile: a slow minute of a shared machine
+ * raises both, a slower release only the first.
+ */
+function machineVerdict(summary: Summary, probe: ProbeReadings | null): Verdict | null {
+  const perMessage = summary.avgServerMainUsPerMessage;
+  const main =
+    perMessage === null
+      ? ''
+      : `This server's main thread spent ${us(perMessage)} of CPU per message`;
+  if (probe === null) return perMessage === null ? null : { level: 'info', text: `${main}.` };
+
+  const { before, after } = probe;
+  const drift = (after.serverUsPerRequest / before.serverUsPerRequest - 1) * 100;
+  const bare =
+    `a bare node:http server spent ${us(probe.serverUsPerRequest)} of CPU per request on this ` +
+    `machine (${us(before.serverUsPerRequest)} before the runs, ${us(after.serverUsPerRequest)} after)`;
+  const ratio =
+    perMessage === null
+      ? ''
+      : `, ${(perMessage / probe.serverUsPerRequest).toFixed(1)} times the bare request`;
+  const drifted =
+    Math.abs(drift) > ADJUSTED_NOISE_PERCENT
+      ? ` The machine's speed changed by ${pct(drift)} during the runs: read them with care.`
+      : '';
+
+  return {
+    level: 'info',
+    text:
+      perMessage === null
+        ? `Machine probe: ${bare}.${drifted}`
+        : `${main}${ratio}; ${bare}.${drifted}`,
+  };
+}
+
 /** Open loop: did the sender keep its schedule? Late sends are counted in the latency. */
 function sendLag(runs: RunResult[]): Verdict | null {
   const lags = runs.map((r) => r.sendLagUs).filter((l) => l !== null && l.count > 0);
@@ -169,10 +213,31 @@ function sendLag(runs: RunResult[]): Verdict | null {
   };
 }
 
-function comparisonVerdict(c: Comparison): Verdict {
+export function comparisonVerdict(c: Comparison): Verdict {
   const change = c.throughputChangePercent;
   const where = `the last recorded run in ${c.file} (${n(c.throughputPerSecond)} msg/s, ${c.generatedAt.slice(0, 10)})`;
   const machine = c.sameMachine ? '' : ' It ran on another machine, so this is indicative only.';
+
+  // With both probes the machine's speed is taken out, and that verdict decides the level: a
+  // run 25% down in a minute when a bare request cost 30% more is no regression.
+  if (c.adjustedChangePercent !== null && c.probeChangePercent !== null) {
+    const adjusted = c.adjustedChangePercent;
+    const probe = c.probeChangePercent;
+    const raw = `Throughput ${pct(change)} ${change < 0 ? 'below' : 'above'} ${where}`;
+    const speed =
+      Math.abs(probe) < NOISE_PERCENT
+        ? 'the machine probe read the same as then'
+        : `a bare request cost ${pct(probe)} ${probe > 0 ? 'more' : 'less'} than then`;
+    const net =
+      Math.abs(adjusted) < ADJUSTED_NOISE_PERCENT
+        ? `within ${ADJUSTED_NOISE_PERCENT}% once the machine's speed is taken out`
+        : `${pct(adjusted)} ${adjusted < 0 ? 'below' : 'above'} once the machine's speed is taken out`;
+
+    return {
+      level: adjusted <= -ADJUSTED_NOISE_PERCENT ? 'warn' : 'ok',
+      text: `${raw}; ${speed}, so ${net}.${machine}`,
+    };
+  }
 
   if (Math.abs(change) < NOISE_PERCENT) {
     return { level: 'ok', text: `Throughput within ${NOISE_PERCENT}% of ${where}.${machine}` };
