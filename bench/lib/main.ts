@@ -15,7 +15,6 @@ import type { Enqueuer } from './enqueue.ts';
 import { FastEnqueue } from './fast-enqueue.ts';
 import { LatencyHistogram, type LatencySummary } from './histogram.ts';
 import { type BenchOptions, parseOptions } from './options.ts';
-import { type MachineProbe, probeMachine, probeReadings } from './probe.ts';
 import { readMemory } from './proc.ts';
 import { mainThreadProfile, summarizeProfile } from './profile.ts';
 import { createProgress, type Progress } from './progress.ts';
@@ -53,8 +52,6 @@ const EXIT_FAILED = 1;
 const EXIT_UNREACHABLE = 3;
 /** Messages per timed warm-up run at most. */
 const WARMUP_RUN_CAP = 5_000;
-/** The probe always uses the single-enqueue senders' count, so every workload's probe compares. */
-const PROBE_SENDERS = 16;
 
 class Unreachable extends Error {}
 
@@ -225,17 +222,6 @@ async function measure(
     onProgress: (acked, expected) => progress.update(acked, expected),
   };
 
-  const probe = async (): Promise<MachineProbe | null> => {
-    if (!options.probe) return null;
-    try {
-      return await probeMachine(PROBE_SENDERS);
-    } catch (err) {
-      note(`The machine probe failed, so the report has none: ${(err as Error).message}`);
-      return null;
-    }
-  };
-  const probeBefore = await probe();
-
   let warmup: BenchReport['warmup'] = null;
   if (options.warmup > 0 || options.warmupMs > 0) {
     const started = nowMs();
@@ -298,7 +284,6 @@ async function measure(
   const runs = await measureRuns(env, options, progress, '');
   for (const r of runs) seeRss(r.serverPeakRssBytes);
   if (pid !== null) seeRss(readMemory(pid)?.peakRssBytes ?? null);
-  const machineProbe = probeReadings(probeBefore, await probe());
 
   // A measured server is left as found; our own store is deleted with its directory.
   if (backlog && server === null) {
@@ -327,7 +312,7 @@ async function measure(
     {
       throughputPerSecond: summary.avgThroughputPerSecond,
       p99Us: summary.endToEndUs.p99,
-      probeUsPerRequest: machineProbe?.serverUsPerRequest ?? null,
+      relativeServerCost: summary.relativeServerCost,
     },
     REPO_ROOT,
   );
@@ -352,13 +337,11 @@ async function measure(
       dataDir: server && options.keep ? server.dataDir : null,
     },
     comparison,
-    probe: machineProbe,
     verdicts: verdicts({
       config: workload(options),
       summary,
       runs,
       comparison,
-      probe: machineProbe,
       empty: emptySummary,
       serverWarnings: server ? server.warnings() : null,
       metricsAtRest: backlog?.metricsAtRestUs ?? null,

@@ -59,8 +59,6 @@ export interface BenchOptions {
   resultsDir: string;
   /** Progress bar: only on a terminal and never with --json. */
   progress: boolean;
-  /** Measure this machine's bare HTTP cost before and after the runs (probe.ts). */
-  probe: boolean;
 }
 
 export type ParseOutcome =
@@ -167,13 +165,7 @@ function buildCommand(): Command {
     .option('--profile <dir>', 'CPU-profile our own server into <dir> and report where time went')
     .option('--server-env <KEY=VALUE>', 'extra environment for our own server', keyValue, {})
     .option('--results-dir <dir>', 'recorded runs, for --record and comparisons')
-    .option('--no-progress', 'never draw the progress bar')
-    .option(
-      '--probe',
-      "time a bare node:http server before and after the runs, to tell the machine's speed " +
-        "from the code's (default on our own server)",
-    )
-    .option('--no-probe', 'skip the machine probe (about 4 s)');
+    .option('--no-progress', 'never draw the progress bar');
 }
 
 interface RawFlags {
@@ -205,7 +197,6 @@ interface RawFlags {
   profile?: string;
   resultsDir?: string;
   progress: boolean;
-  probe?: boolean;
 }
 
 /** Parses `argv` (flags only, as after `process.argv.slice(2)`). Never exits the process. */
@@ -312,9 +303,6 @@ export function parseOptions(argv: string[], ctx: ParseContext): ParseOutcome {
     serverEnv: flags.serverEnv,
     resultsDir: flags.resultsDir ?? ctx.defaultResultsDir,
     progress: flags.progress && ctx.isTTY && !flags.json,
-    // The probe says how fast this machine is; against a server elsewhere it says nothing
-    // about that server, so it is asked for there, not assumed.
-    probe: flags.probe ?? baseUrl === null,
   };
 
   return { ok: true, options: Object.freeze(options) };

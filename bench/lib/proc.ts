@@ -101,6 +101,9 @@ export interface CpuShares {
    * one that sets the server's capacity (the others checkpoint the WAL and collect garbage).
    */
   serverMainMs: number | null;
+  /** The raw CPU times behind `server` and `client`, in ms over the span. */
+  serverMs: number | null;
+  clientMs: number;
 }
 
 /**
@@ -134,6 +137,8 @@ export function startCpuMeter(pid: number | null): () => CpuShares {
       client: share(client),
       other: other === null ? null : share(other),
       serverMainMs: main0 !== null && main1 !== null ? main1 - main0 : null,
+      serverMs: server,
+      clientMs: client,
     };
   };
 }

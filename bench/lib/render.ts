@@ -184,17 +184,6 @@ export function renderReport(report: BenchReport, colour: boolean): string {
     );
   }
 
-  if (report.probe) {
-    const { before, after } = report.probe;
-    const reading = (p: typeof before): string =>
-      `${p.serverUsPerRequest.toFixed(0)} µs of server CPU (${int(p.requestsPerSecond)} req/s)`;
-    lines.push(
-      c.dim(
-        `machine probe: a bare node:http request cost ${reading(before)} before the runs, ${reading(after)} after (--no-probe skips it)`,
-      ),
-    );
-  }
-
   if (report.backlog) {
     const b = report.backlog;
     const rest = b.metricsAtRestUs;

@@ -3,7 +3,6 @@
 // keep working; everything else is added alongside, never renamed.
 
 import type { LatencySummary } from './histogram.ts';
-import type { ProbeReadings } from './probe.ts';
 import type { ProfileSummary } from './profile.ts';
 import type { Comparison, MachineInfo, WorkloadConfig } from './results.ts';
 import type { RunResult } from './run.ts';
@@ -62,8 +61,6 @@ export interface BenchReport {
   warmup: { messages: number; runs: number; ms: number; deliveryPerSecond: number } | null;
   server: ServerInfo;
   comparison: Comparison | null;
-  /** The machine probe before and after the runs; null with --no-probe (see probe.ts). */
-  probe: ProbeReadings | null;
   verdicts: Verdict[];
   machine: MachineInfo;
   commit: string | null;

@@ -38,12 +38,14 @@ export interface RecordedReport {
     avgEnqueuePerSecond?: number;
     avgDeliveryPerSecond?: number;
     endToEndUs?: { p50: number; p99: number };
+    /** Absent in records made before 2026-12-04; their CPU shares give the same ratio. */
+    relativeServerCost?: number | null;
+    avgServerCpuPercent?: number | null;
+    avgClientCpuPercent?: number;
   };
   generatedAt: string;
   machine?: MachineInfo;
   commit?: string | null;
-  /** Absent in records made before the probe existed, or with --no-probe. */
-  probe?: { serverUsPerRequest: number } | null;
 }
 
 export interface Comparison {
@@ -55,15 +57,26 @@ export interface Comparison {
   p99Us: number | null;
   p99ChangePercent: number | null;
   sameMachine: boolean;
-  /** The recorded run's machine probe, when both runs have one (µs per bare request). */
-  probeUsPerRequest: number | null;
-  /** How much more a bare request cost now than then, in percent: 20 means 20% slower now. */
-  probeChangePercent: number | null;
   /**
-   * Throughput change with the machine's speed taken out: each run's msg/s multiplied by its
-   * probe's µs per request (messages per unit of bare-request cost). -3 means 3% below.
+   * The server's CPU per message over the benchmark client's (see Summary), in both runs;
+   * `changePercent` 12 means the server costs 12% more per message than then. Null unless
+   * both runs measured our own server's CPU.
    */
-  adjustedChangePercent: number | null;
+  relativeServerCost: { ours: number; theirs: number; changePercent: number } | null;
+}
+
+/**
+ * A record's server-to-client CPU ratio. Both shares are over the same span and the same
+ * messages, so their quotient is the ratio of CPU per message, which older records did not
+ * store.
+ */
+function recordedRelativeCost(summary: RecordedReport['summary']): number | null {
+  if (typeof summary.relativeServerCost === 'number') return summary.relativeServerCost;
+  const server = summary.avgServerCpuPercent;
+  const client = summary.avgClientCpuPercent;
+  return typeof server === 'number' && typeof client === 'number' && client > 0
+    ? server / client
+    : null;
 }
 
 export function machineInfo(): MachineInfo {
@@ -136,7 +149,7 @@ function readReports(dir: string): { file: string; report: RecordedReport }[] {
 export function compareWithRecorded(
   dir: string,
   config: WorkloadConfig,
-  ours: { throughputPerSecond: number; p99Us: number; probeUsPerRequest: number | null },
+  ours: { throughputPerSecond: number; p99Us: number; relativeServerCost: number | null },
   repoRoot: string,
 ): Comparison | null {
   const matching = readReports(dir)
@@ -147,8 +160,7 @@ export function compareWithRecorded(
 
   const theirs = newest.report.summary;
   const theirP99 = theirs.endToEndUs?.p99 ?? null;
-  const theirProbe = newest.report.probe?.serverUsPerRequest ?? null;
-  const probes = ours.probeUsPerRequest !== null && theirProbe !== null && theirProbe > 0;
+  const theirCost = recordedRelativeCost(theirs);
   const me = machineInfo();
 
   return {
@@ -162,14 +174,13 @@ export function compareWithRecorded(
     p99Us: theirP99,
     p99ChangePercent: theirP99 ? (ours.p99Us / theirP99 - 1) * 100 : null,
     sameMachine: newest.report.machine?.cpu === me.cpu && newest.report.machine?.cores === me.cores,
-    probeUsPerRequest: theirProbe,
-    probeChangePercent: probes ? ((ours.probeUsPerRequest as number) / theirProbe - 1) * 100 : null,
-    adjustedChangePercent:
-      probes && theirs.avgThroughputPerSecond > 0
-        ? ((ours.throughputPerSecond * (ours.probeUsPerRequest as number)) /
-            (theirs.avgThroughputPerSecond * theirProbe) -
-            1) *
-          100
+    relativeServerCost:
+      ours.relativeServerCost !== null && theirCost !== null && theirCost > 0
+        ? {
+            ours: ours.relativeServerCost,
+            theirs: theirCost,
+            changePercent: (ours.relativeServerCost / theirCost - 1) * 100,
+          }
         : null,
   };
 }

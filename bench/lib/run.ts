@@ -103,8 +103,13 @@ export interface RunResult {
   clientCpuPercent: number;
   /** CPU used by every other process on the machine during the run (100 = one core). */
   otherCpuPercent: number | null;
-  /** Our own server's main-thread CPU per message in µs (null for a measured server). */
+  /**
+   * CPU per message acknowledged, in µs: our own server (all threads, and its main thread, on
+   * which every request runs) and this benchmark process. Null for a measured server.
+   */
+  serverUsPerMessage: number | null;
   serverMainUsPerMessage: number | null;
+  clientUsPerMessage: number | null;
   /** Internal: the histograms, pooled across runs for the summary. Not serialised. */
   histograms?: RunHistograms;
 }
@@ -338,10 +343,9 @@ export async function measureRun(env: RunEnv, label: string, messages: number): 
       serverCpuPercent: cpu.server,
       clientCpuPercent: cpu.client,
       otherCpuPercent: cpu.other,
-      serverMainUsPerMessage:
-        cpu.serverMainMs !== null && tracker.acked > 0
-          ? (cpu.serverMainMs * 1000) / tracker.acked
-          : null,
+      serverUsPerMessage: perMessage(cpu.serverMs, tracker.acked),
+      serverMainUsPerMessage: perMessage(cpu.serverMainMs, tracker.acked),
+      clientUsPerMessage: perMessage(cpu.clientMs, tracker.acked),
       histograms: {
         endToEnd: tracker.endToEnd,
         enqueueRequests: enqueued.requests,
@@ -424,4 +428,8 @@ export async function drainRole(
   } finally {
     await client.deregister(agentId).catch(() => {});
   }
+}
+
+function perMessage(cpuMs: number | null, messages: number): number | null {
+  return cpuMs !== null && messages > 0 ? (cpuMs * 1000) / messages : null;
 }

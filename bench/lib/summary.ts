@@ -43,6 +43,15 @@ export interface Summary {
   avgClientCpuPercent: number;
   avgOtherCpuPercent: number | null;
   avgServerMainUsPerMessage: number | null;
+  avgServerUsPerMessage: number | null;
+  avgClientUsPerMessage: number | null;
+  /**
+   * The server's CPU per message over the benchmark client's, measured over the same span.
+   * The client's work per message is the same from one release to the next, so its cost is
+   * a yardstick of the machine's speed at that moment: this ratio compares across minutes of
+   * a shared machine where msg/s does not (docs/benchmarks.md). Null for a measured server.
+   */
+  relativeServerCost: number | null;
 }
 
 export const average = (values: number[]): number =>
@@ -65,7 +74,12 @@ export function summarize(runs: RunResult[], agents: number): Summary {
   const rss = runs.map((r) => r.serverPeakRssBytes).filter((v): v is number => v !== null);
   const cpu = runs.map((r) => r.serverCpuPercent).filter((v): v is number => v !== null);
   const other = runs.map((r) => r.otherCpuPercent).filter((v): v is number => v !== null);
-  const main = runs.map((r) => r.serverMainUsPerMessage).filter((v): v is number => v !== null);
+  const known = (values: (number | null)[]): number | null => {
+    const present = values.filter((v): v is number => v !== null);
+    return present.length > 0 ? average(present) : null;
+  };
+  const serverUs = known(runs.map((r) => r.serverUsPerMessage));
+  const clientUs = known(runs.map((r) => r.clientUsPerMessage));
 
   return {
     runs: runs.length,
@@ -104,7 +118,10 @@ export function summarize(runs: RunResult[], agents: number): Summary {
     avgServerCpuPercent: cpu.length > 0 ? average(cpu) : null,
     avgClientCpuPercent: average(runs.map((r) => r.clientCpuPercent)),
     avgOtherCpuPercent: other.length > 0 ? average(other) : null,
-    avgServerMainUsPerMessage: main.length > 0 ? average(main) : null,
+    avgServerMainUsPerMessage: known(runs.map((r) => r.serverMainUsPerMessage)),
+    avgServerUsPerMessage: serverUs,
+    avgClientUsPerMessage: clientUs,
+    relativeServerCost: serverUs !== null && clientUs ? serverUs / clientUs : null,
   };
 }
 

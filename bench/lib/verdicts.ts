@@ -6,7 +6,6 @@
 // it depends on the machine as much as on the code.
 
 import type { LatencySummary } from './histogram.ts';
-import type { ProbeReadings } from './probe.ts';
 import type { Comparison, WorkloadConfig } from './results.ts';
 import type { RunResult } from './run.ts';
 import type { Summary } from './summary.ts';
@@ -23,7 +22,6 @@ export interface VerdictInput {
   summary: Summary;
   runs: RunResult[];
   comparison: Comparison | null;
-  probe: ProbeReadings | null;
   /** With --backlog: the same workload measured on the empty store just before the preload. */
   empty: Summary | null;
   serverWarnings: number | null;
@@ -38,8 +36,9 @@ const pct = (value: number): string => `${Math.abs(value).toFixed(0)}%`;
 
 // A change smaller than this is run-to-run noise on a 2-core machine.
 const NOISE_PERCENT = 5;
-// The same, once each run is set against its machine probe: two probes' noise comes on top.
-const ADJUSTED_NOISE_PERCENT = 10;
+// The server's CPU per message over the client's varied by up to ±5% between runs of the same
+// code over a day (docs/benchmarks.md), against ±20% for msg/s: a rise past this is the code.
+const COST_NOISE_PERCENT = 10;
 // The client is on the same cores as the server; past this it may be the limit, not the server.
 const CLIENT_CPU_LIMIT = 85;
 // Other load this large (a fifth of a core) visibly lowers throughput on two cores.
@@ -84,8 +83,8 @@ export function verdicts(input: VerdictInput): Verdict[] {
   }
 
   out.push(speedVerdict(summary));
-  const machine = machineVerdict(summary, input.probe);
-  if (machine) out.push(machine);
+  const cost = costVerdict(summary);
+  if (cost) out.push(cost);
   const lag = sendLag(runs);
   if (lag) out.push(lag);
   if (input.comparison) out.push(comparisonVerdict(input.comparison));
@@ -160,38 +159,25 @@ function speedVerdict(summary: Summary): Verdict {
 const us = (value: number): string => `${value.toFixed(0)} µs`;
 
 /**
- * What one message cost our server's main thread, the thread that sets its capacity, and
- * what one bare HTTP request cost this machine meanwhile: a slow minute of a shared machine
- * raises both, a slower release only the first.
+ * What one message cost our server, and what it cost the benchmark client meanwhile. The
+ * client does the same work per message in every release, so its cost is the machine's speed
+ * at that moment: a slow minute of a shared machine raises both, a slower server only its own.
  */
-function machineVerdict(summary: Summary, probe: ProbeReadings | null): Verdict | null {
-  const perMessage = summary.avgServerMainUsPerMessage;
+function costVerdict(s: Summary): Verdict | null {
+  const server = s.avgServerUsPerMessage;
+  const client = s.avgClientUsPerMessage;
+  if (server === null || client === null || s.relativeServerCost === null) return null;
+
   const main =
-    perMessage === null
+    s.avgServerMainUsPerMessage === null
       ? ''
-      : `This server's main thread spent ${us(perMessage)} of CPU per message`;
-  if (probe === null) return perMessage === null ? null : { level: 'info', text: `${main}.` };
-
-  const { before, after } = probe;
-  const drift = (after.serverUsPerRequest / before.serverUsPerRequest - 1) * 100;
-  const bare =
-    `a bare node:http server spent ${us(probe.serverUsPerRequest)} of CPU per request on this ` +
-    `machine (${us(before.serverUsPerRequest)} before the runs, ${us(after.serverUsPerRequest)} after)`;
-  const ratio =
-    perMessage === null
-      ? ''
-      : `, ${(perMessage / probe.serverUsPerRequest).toFixed(1)} times the bare request`;
-  const drifted =
-    Math.abs(drift) > ADJUSTED_NOISE_PERCENT
-      ? ` The machine's speed changed by ${pct(drift)} during the runs: read them with care.`
-      : '';
-
+      : ` (${us(s.avgServerMainUsPerMessage)} on its main thread, which every request runs on)`;
   return {
     level: 'info',
     text:
-      perMessage === null
-        ? `Machine probe: ${bare}.${drifted}`
-        : `${main}${ratio}; ${bare}.${drifted}`,
+      `Per message the server spent ${us(server)} of CPU${main} and this benchmark ` +
+      `${us(client)}: ${s.relativeServerCost.toFixed(2)} times the benchmark's cost, the ` +
+      'figure to compare across minutes of a shared machine.',
   };
 }
 
@@ -218,24 +204,25 @@ export function comparisonVerdict(c: Comparison): Verdict {
   const where = `the last recorded run in ${c.file} (${n(c.throughputPerSecond)} msg/s, ${c.generatedAt.slice(0, 10)})`;
   const machine = c.sameMachine ? '' : ' It ran on another machine, so this is indicative only.';
 
-  // With both probes the machine's speed is taken out, and that verdict decides the level: a
-  // run 25% down in a minute when a bare request cost 30% more is no regression.
-  if (c.adjustedChangePercent !== null && c.probeChangePercent !== null) {
-    const adjusted = c.adjustedChangePercent;
-    const probe = c.probeChangePercent;
-    const raw = `Throughput ${pct(change)} ${change < 0 ? 'below' : 'above'} ${where}`;
-    const speed =
-      Math.abs(probe) < NOISE_PERCENT
-        ? 'the machine probe read the same as then'
-        : `a bare request cost ${pct(probe)} ${probe > 0 ? 'more' : 'less'} than then`;
-    const net =
-      Math.abs(adjusted) < ADJUSTED_NOISE_PERCENT
-        ? `within ${ADJUSTED_NOISE_PERCENT}% once the machine's speed is taken out`
-        : `${pct(adjusted)} ${adjusted < 0 ? 'below' : 'above'} once the machine's speed is taken out`;
+  // With both costs known the level follows the server's cost relative to the benchmark's,
+  // not msg/s: a run 25% down in a minute when the benchmark's own work cost 30% more is no
+  // regression, and a server that got dearer shows even when the machine got faster.
+  const cost = c.relativeServerCost;
+  if (cost !== null) {
+    const rise = cost.changePercent;
+    const raw =
+      Math.abs(change) < NOISE_PERCENT
+        ? `Throughput within ${NOISE_PERCENT}% of ${where}`
+        : `Throughput ${pct(change)} ${change < 0 ? 'below' : 'above'} ${where}`;
+    const ratio = `${cost.ours.toFixed(2)} times the benchmark's cost per message, against ${cost.theirs.toFixed(2)} then`;
+    const reading =
+      Math.abs(rise) < COST_NOISE_PERCENT
+        ? `the same within ${COST_NOISE_PERCENT}%, so any difference in msg/s is the machine's speed`
+        : `${pct(rise)} ${rise > 0 ? 'dearer' : 'cheaper'} per message than then`;
 
     return {
-      level: adjusted <= -ADJUSTED_NOISE_PERCENT ? 'warn' : 'ok',
-      text: `${raw}; ${speed}, so ${net}.${machine}`,
+      level: rise >= COST_NOISE_PERCENT ? 'warn' : 'ok',
+      text: `${raw}. The server spent ${ratio}: ${reading}.${machine}`,
     };
   }
 

@@ -21,26 +21,16 @@ afterEach(() => {
   vi.restoreAllMocks();
 });
 
-interface Probe {
-  serverUsPerRequest: number;
-  requestsPerSecond: number;
-  requests: number;
-}
-
 interface Report {
   config: Record<string, unknown>;
   summary: Record<string, unknown> & { allDelivered: boolean; totalDelivered: number };
   runs: Record<string, unknown>[];
   verdicts: { level: string; text: string }[];
-  probe: { before: Probe; after: Probe; serverUsPerRequest: number } | null;
 }
 
 async function bench(args: string[]): Promise<{ code: number; report: Report }> {
-  // A short timed warm-up: the path runs, without the default's ten seconds per test. The
-  // machine probe's four seconds are spent once, in the test about it.
-  const probe = args.includes('--probe') ? [] : ['--no-probe'];
+  // A short timed warm-up: the path runs, without the default's ten seconds per test.
   const code = await main([
-    ...probe,
     '--messages',
     '200',
     '--agents',
@@ -88,32 +78,25 @@ describe('the swarm benchmark', () => {
     120_000,
   );
 
-  it('probes the machine before and after the runs, and sets the server per message against it', async () => {
-    const { code, report } = await bench(['--probe', '--enqueue', 'single']);
+  it("sets the server's CPU per message against the benchmark's own", async () => {
+    const { code, report } = await bench(['--enqueue', 'single']);
 
     expect(code).toBe(0);
-    expect(report.probe).not.toBeNull();
-    const probe = report.probe as NonNullable<Report['probe']>;
-    for (const reading of [probe.before, probe.after]) {
-      expect(reading.requests).toBeGreaterThan(0);
-      expect(reading.serverUsPerRequest).toBeGreaterThan(0);
-      expect(reading.requestsPerSecond).toBeGreaterThan(0);
+    const run = report.runs[0] as Record<string, number>;
+    for (const key of ['serverUsPerMessage', 'serverMainUsPerMessage', 'clientUsPerMessage']) {
+      expect(run[key], key).toBeGreaterThan(0);
     }
-    expect(probe.serverUsPerRequest).toBeCloseTo(
-      (probe.before.serverUsPerRequest + probe.after.serverUsPerRequest) / 2,
+    // The main thread is one of the server's threads.
+    expect(run.serverMainUsPerMessage).toBeLessThanOrEqual(run.serverUsPerMessage as number);
+
+    const ratio = report.summary.relativeServerCost as number;
+    expect(ratio).toBeCloseTo(
+      (report.summary.avgServerUsPerMessage as number) /
+        (report.summary.avgClientUsPerMessage as number),
     );
-
-    expect(report.runs[0]?.serverMainUsPerMessage).toBeGreaterThan(0);
-    const line = report.verdicts.find((v) => v.text.includes('times the bare request'));
+    const line = report.verdicts.find((v) => v.text.startsWith('Per message the server spent'));
     expect(line?.level).toBe('info');
-  }, 120_000);
-
-  it('has no probe with --no-probe', async () => {
-    const { code, report } = await bench(['--enqueue', 'batch']);
-
-    expect(code).toBe(0);
-    expect(report.probe).toBeNull();
-    expect(report.verdicts.some((v) => v.text.includes('bare'))).toBe(false);
+    expect(line?.text).toContain(`${ratio.toFixed(2)} times the benchmark's cost`);
   }, 120_000);
 
   it('rejects an unknown mode as a usage error, before starting anything', async () => {

@@ -1,6 +1,7 @@
-// Comparing a run with the last recorded one: the machine probe takes the machine's speed out
-// of the comparison, so a slow minute of a shared machine is not reported as a regression,
-// and a real regression still is.
+// Comparing a run with the last recorded one. On a shared machine msg/s moves with the
+// machine's speed from minute to minute; the server's CPU per message over the benchmark
+// client's does not, so that ratio decides whether a change is the code: a slow minute is not
+// reported as a regression, and a real regression still is.
 
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -33,72 +34,83 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function record(name: string, throughput: number, probeUs: number | null): void {
+function record(summary: Record<string, unknown>): void {
   const report = {
     config: { ...WORKLOAD, runs: 1 },
-    summary: { avgThroughputPerSecond: throughput, endToEndUs: { p50: 4000, p99: 12_000 } },
+    summary: { endToEndUs: { p50: 4000, p99: 12_000 }, ...summary },
     generatedAt: '2026-12-04T00:00:00.000Z',
-    ...(probeUs === null ? {} : { probe: { serverUsPerRequest: probeUs } }),
   };
-  writeFileSync(path.join(dir, name), JSON.stringify(report));
+  writeFileSync(path.join(dir, 'then.json'), JSON.stringify(report));
 }
 
-const compare = (throughput: number, probeUs: number | null) =>
-  compareWithRecorded(
+const compare = (throughput: number, relativeServerCost: number | null) => {
+  const c = compareWithRecorded(
     dir,
     WORKLOAD,
-    { throughputPerSecond: throughput, p99Us: 12_000, probeUsPerRequest: probeUs },
+    { throughputPerSecond: throughput, p99Us: 12_000, relativeServerCost },
     dir,
   );
+  if (c === null) throw new Error('no comparison');
+  return c;
+};
 
 describe('the comparison with the last recorded run', () => {
-  it('calls a drop that the machine probe explains no regression', () => {
-    record('then.json', 8000, 50);
+  it('calls a drop in msg/s with the same server cost per message the machine, not a regression', () => {
+    record({ avgThroughputPerSecond: 8000, relativeServerCost: 1.5 });
 
-    // 25% fewer msg/s in a minute when a bare request cost 30% more.
-    const c = compare(6000, 65);
+    const c = compare(6000, 1.45);
 
-    expect(c?.throughputChangePercent).toBeCloseTo(-25);
-    expect(c?.probeChangePercent).toBeCloseTo(30);
-    expect(c?.adjustedChangePercent).toBeCloseTo(-2.5);
-    const verdict = comparisonVerdict(c as NonNullable<typeof c>);
+    expect(c.throughputChangePercent).toBeCloseTo(-25);
+    expect(c.relativeServerCost?.changePercent).toBeCloseTo(-3.33, 1);
+    const verdict = comparisonVerdict(c);
     expect(verdict.level).toBe('ok');
-    expect(verdict.text).toContain('a bare request cost 30% more than then');
-    expect(verdict.text).toContain("within 10% once the machine's speed is taken out");
+    expect(verdict.text).toContain('Throughput 25% below the last recorded run');
+    expect(verdict.text).toContain(
+      "1.45 times the benchmark's cost per message, against 1.50 then",
+    );
+    expect(verdict.text).toContain("any difference in msg/s is the machine's speed");
   });
 
-  it('still warns of a drop on a machine as fast as before', () => {
-    record('then.json', 8000, 50);
+  it('warns of a server that got dearer per message, even when msg/s held up', () => {
+    record({ avgThroughputPerSecond: 8000, relativeServerCost: 1.4 });
 
-    const c = compare(6000, 51);
+    const c = compare(8100, 1.68);
 
-    expect(c?.adjustedChangePercent).toBeCloseTo(-23.5);
-    const verdict = comparisonVerdict(c as NonNullable<typeof c>);
+    expect(c.relativeServerCost?.changePercent).toBeCloseTo(20);
+    const verdict = comparisonVerdict(c);
     expect(verdict.level).toBe('warn');
-    expect(verdict.text).toContain('the machine probe read the same as then');
-    expect(verdict.text).toContain("24% below once the machine's speed is taken out");
+    expect(verdict.text).toContain('Throughput within 5% of');
+    expect(verdict.text).toContain('20% dearer per message than then');
   });
 
-  it('compares raw throughput with a record made before the probe existed', () => {
-    record('old.json', 8000, null);
+  it('reads the ratio from the CPU shares of a record made before it was stored', () => {
+    record({ avgThroughputPerSecond: 8000, avgServerCpuPercent: 100, avgClientCpuPercent: 66 });
 
-    const c = compare(6000, 65);
+    const c = compare(6000, 1.5);
 
-    expect(c?.probeUsPerRequest).toBeNull();
-    expect(c?.adjustedChangePercent).toBeNull();
-    const verdict = comparisonVerdict(c as NonNullable<typeof c>);
-    expect(verdict).toMatchObject({ level: 'warn' });
+    expect(c.relativeServerCost?.theirs).toBeCloseTo(100 / 66);
+    expect(comparisonVerdict(c).level).toBe('ok');
+  });
+
+  it('compares raw msg/s when a run measured no server CPU (a server elsewhere)', () => {
+    record({ avgThroughputPerSecond: 8000, avgServerCpuPercent: null, avgClientCpuPercent: 40 });
+
+    const c = compare(6000, null);
+
+    expect(c.relativeServerCost).toBeNull();
+    const verdict = comparisonVerdict(c);
+    expect(verdict.level).toBe('warn');
     expect(verdict.text).toMatch(/^Throughput 25% below the last recorded run/);
   });
 
   it('has nothing to compare with when no run of the same workload is recorded', () => {
-    record('other.json', 8000, 50);
-    expect(compare(6000, 50)).not.toBeNull();
+    record({ avgThroughputPerSecond: 8000, relativeServerCost: 1.5 });
+
     expect(
       compareWithRecorded(
         dir,
         { ...WORKLOAD, messages: 1000 },
-        { throughputPerSecond: 1, p99Us: 1, probeUsPerRequest: null },
+        { throughputPerSecond: 1, p99Us: 1, relativeServerCost: null },
         dir,
       ),
     ).toBeNull();

@@ -136,10 +136,14 @@ describe('the WAL with writes that are not group commits', () => {
     await beating;
 
     // Measured: with the checkpoint's write lock, the WAL started over 12-19 times in this
-    // loop and peaked at 4-24 MiB; without it, 0-1 times, peaking at 31-57 MiB.
+    // loop and peaked at 4-24 MiB (33 MiB once, in the full suite on two busy cores); without
+    // it, 0-1 times, peaking at 31-57 MiB. The restarts tell the two apart; the peak does not,
+    // as it depends on how much CPU the worker gets, so it is only held below the 46 MiB the
+    // loop leaves with no checkpoint at all (measured).
     expect(beats).toBeGreaterThan(400);
     expect(shrank).toBeGreaterThanOrEqual(3);
-    expect(largest).toBeLessThan(32 * LIMIT);
+    expect(previous).toBeLessThan(largest);
+    expect(largest).toBeLessThan(44 * LIMIT);
     const stats = await store.stats();
     expect(stats.enqueued).toBe(6400);
     expect(stats.delivered).toBe(6400);
