@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { RATIO_MIN_SERVER_CPU_MS } from './summary.ts';
 
 export interface MachineInfo {
   cpu: string;
@@ -43,6 +44,7 @@ export interface RecordedReport {
     avgServerCpuPercent?: number | null;
     avgClientCpuPercent?: number;
   };
+  runs?: { serverCpuPercent?: number | null; deliveryMs?: number }[];
   generatedAt: string;
   machine?: MachineInfo;
   commit?: string | null;
@@ -70,8 +72,15 @@ export interface Comparison {
  * messages, so their quotient is the ratio of CPU per message, which older records did not
  * store.
  */
-function recordedRelativeCost(summary: RecordedReport['summary']): number | null {
-  if (typeof summary.relativeServerCost === 'number') return summary.relativeServerCost;
+function recordedRelativeCost(report: RecordedReport): number | null {
+  const { summary, runs = [] } = report;
+  if ('relativeServerCost' in summary) return summary.relativeServerCost ?? null;
+
+  // The same rule as summarize(): every run long enough for /proc's ticks.
+  const serverMs = (r: (typeof runs)[number]) =>
+    ((r.serverCpuPercent ?? 0) / 100) * (r.deliveryMs ?? 0);
+  if (runs.length === 0 || !runs.every((r) => serverMs(r) >= RATIO_MIN_SERVER_CPU_MS)) return null;
+
   const server = summary.avgServerCpuPercent;
   const client = summary.avgClientCpuPercent;
   return typeof server === 'number' && typeof client === 'number' && client > 0
@@ -160,7 +169,7 @@ export function compareWithRecorded(
 
   const theirs = newest.report.summary;
   const theirP99 = theirs.endToEndUs?.p99 ?? null;
-  const theirCost = recordedRelativeCost(theirs);
+  const theirCost = recordedRelativeCost(newest.report);
   const me = machineInfo();
 
   return {

@@ -49,7 +49,8 @@ export interface Summary {
    * The server's CPU per message over the benchmark client's, measured over the same span.
    * The client's work per message is the same from one release to the next, so its cost is
    * a yardstick of the machine's speed at that moment: this ratio compares across minutes of
-   * a shared machine where msg/s does not (docs/benchmarks.md). Null for a measured server.
+   * a shared machine where msg/s does not (docs/benchmarks.md). Null for a measured server,
+   * and for runs too short to read it (see RATIO_MIN_SERVER_CPU_MS).
    */
   relativeServerCost: number | null;
 }
@@ -67,6 +68,14 @@ function pooled(runs: RunResult[], pick: (r: RunResult) => LatencyHistogram | un
   }
   return all.summary();
 }
+
+/**
+ * /proc counts CPU in 10 ms ticks, so a reading is off by up to 20 ms (one tick at each end).
+ * From 500 ms of server CPU in every run that is at most 4%; the guide's 1,000-message runs
+ * (about 40 ms of server CPU each in batch) read ratios 45% apart from one invocation to the
+ * next, which is the ticks, not the server.
+ */
+export const RATIO_MIN_SERVER_CPU_MS = 500;
 
 export function summarize(runs: RunResult[], agents: number): Summary {
   const throughputs = runs.map((r) => r.throughputPerSecond);
@@ -121,7 +130,8 @@ export function summarize(runs: RunResult[], agents: number): Summary {
     avgServerMainUsPerMessage: known(runs.map((r) => r.serverMainUsPerMessage)),
     avgServerUsPerMessage: serverUs,
     avgClientUsPerMessage: clientUs,
-    relativeServerCost: serverUs !== null && clientUs ? serverUs / clientUs : null,
+    relativeServerCost:
+      serverUs !== null && clientUs && runs.every(longEnoughForRatio) ? serverUs / clientUs : null,
   };
 }
 
@@ -129,4 +139,10 @@ export function summarize(runs: RunResult[], agents: number): Summary {
 export function serializableRun(run: RunResult): Omit<RunResult, 'histograms'> {
   const { histograms: _histograms, ...rest } = run;
   return rest;
+}
+
+function longEnoughForRatio(run: RunResult): boolean {
+  const serverMs =
+    run.serverUsPerMessage === null ? 0 : (run.serverUsPerMessage * run.delivered) / 1000;
+  return serverMs >= RATIO_MIN_SERVER_CPU_MS;
 }

@@ -79,7 +79,8 @@ describe('the swarm benchmark', () => {
   );
 
   it("sets the server's CPU per message against the benchmark's own", async () => {
-    const { code, report } = await bench(['--enqueue', 'single']);
+    // Enough messages for over 500 ms of server CPU, which /proc's 10 ms ticks can read.
+    const { code, report } = await bench(['--enqueue', 'single', '--messages', '8000']);
 
     expect(code).toBe(0);
     const run = report.runs[0] as Record<string, number>;
@@ -97,6 +98,15 @@ describe('the swarm benchmark', () => {
     const line = report.verdicts.find((v) => v.text.startsWith('Per message the server spent'));
     expect(line?.level).toBe('info');
     expect(line?.text).toContain(`${ratio.toFixed(2)} times the benchmark's cost`);
+  }, 120_000);
+
+  it('gives no ratio for runs too short for /proc to time', async () => {
+    const { code, report } = await bench(['--enqueue', 'batch']);
+
+    expect(code).toBe(0);
+    expect(report.runs[0]?.serverUsPerMessage).toBeGreaterThan(0);
+    expect(report.summary.relativeServerCost).toBeNull();
+    expect(report.verdicts.some((v) => v.text.startsWith('Per message'))).toBe(false);
   }, 120_000);
 
   it('rejects an unknown mode as a usage error, before starting anything', async () => {

@@ -34,10 +34,11 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function record(summary: Record<string, unknown>): void {
+function record(summary: Record<string, unknown>, runs: Record<string, unknown>[] = []): void {
   const report = {
     config: { ...WORKLOAD, runs: 1 },
     summary: { endToEndUs: { p50: 4000, p99: 12_000 }, ...summary },
+    runs,
     generatedAt: '2026-12-04T00:00:00.000Z',
   };
   writeFileSync(path.join(dir, 'then.json'), JSON.stringify(report));
@@ -84,12 +85,37 @@ describe('the comparison with the last recorded run', () => {
   });
 
   it('reads the ratio from the CPU shares of a record made before it was stored', () => {
-    record({ avgThroughputPerSecond: 8000, avgServerCpuPercent: 100, avgClientCpuPercent: 66 });
+    record({ avgThroughputPerSecond: 8000, avgServerCpuPercent: 100, avgClientCpuPercent: 66 }, [
+      { serverCpuPercent: 100, deliveryMs: 12_500 },
+    ]);
 
     const c = compare(6000, 1.5);
 
     expect(c.relativeServerCost?.theirs).toBeCloseTo(100 / 66);
     expect(comparisonVerdict(c).level).toBe('ok');
+  });
+
+  it('compares raw msg/s with an old record whose runs were too short to time', () => {
+    // 45 ms runs: 10 ms ticks of /proc would give the ratio to within a third.
+    record({ avgThroughputPerSecond: 22_000, avgServerCpuPercent: 90, avgClientCpuPercent: 30 }, [
+      { serverCpuPercent: 90, deliveryMs: 45 },
+    ]);
+
+    const c = compare(16_000, 1.5);
+
+    expect(c.relativeServerCost).toBeNull();
+    expect(comparisonVerdict(c).level).toBe('warn');
+  });
+
+  it('takes a stored null ratio as none, without falling back to the shares', () => {
+    record({
+      avgThroughputPerSecond: 8000,
+      relativeServerCost: null,
+      avgServerCpuPercent: 100,
+      avgClientCpuPercent: 66,
+    });
+
+    expect(compare(6000, 1.5).relativeServerCost).toBeNull();
   });
 
   it('compares raw msg/s when a run measured no server CPU (a server elsewhere)', () => {
