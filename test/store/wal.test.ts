@@ -10,7 +10,7 @@ import type { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { Checkpointer } from '../../src/store/sqlite/checkpointer.ts';
+import { Checkpointer, LONG_HOLD_MS } from '../../src/store/sqlite/checkpointer.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { tempDir } from '../support/engine.ts';
 import { agent, entry, NOW } from '../support/entries.ts';
@@ -185,6 +185,62 @@ describe('the checkpoint worker', () => {
         await new Promise((resolve) => setTimeout(resolve, 5));
       }
       expect(holds).toBeGreaterThan(0);
+    } finally {
+      await checkpointer.stop();
+      db.close();
+    }
+  });
+});
+
+describe('a long hold', () => {
+  it('is logged with how long the commits waited and what the worker was doing', async () => {
+    const file = path.join(tempDir(), 'plain.db');
+    const db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    db.pragma('wal_autocheckpoint = 0');
+    db.exec('CREATE TABLE t (v TEXT)');
+
+    const notes: string[] = [];
+    let holds = 0;
+    let releases = 0;
+    const checkpointer = new Checkpointer(file, {
+      intervalMs: 10,
+      resetBytes: 64 * 1024,
+      onError: () => {},
+      onLongHold: (message) => notes.push(message),
+      commits: {
+        hold: () => {
+          holds += 1;
+          // The first hold outlasts LONG_HOLD_MS: the thread that would end it is busy, as an
+          // event loop can be, so the worker's release waits in its queue.
+          if (holds === 1) {
+            setImmediate(() => {
+              const until = performance.now() + LONG_HOLD_MS + 100;
+              while (performance.now() < until) {}
+            });
+          }
+        },
+        release: () => {
+          releases += 1;
+        },
+      },
+    });
+
+    try {
+      const deadline = Date.now() + 10_000;
+      const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+      while (releases === 0 && Date.now() < deadline) {
+        insert.run('x'.repeat(4000));
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+
+      expect(releases).toBeGreaterThan(0);
+      expect(notes).toHaveLength(1);
+      expect(notes[0]).toMatch(
+        /^starting the WAL over held enqueue and ack commits for \d+ ms: the last copy took \d+ ms and the (FULL|TRUNCATE) pass under the write lock \d+ ms \(\d+ frames, WAL file \d+ MiB\)$/,
+      );
+      const held = Number(/for (\d+) ms/.exec(notes[0] as string)?.[1]);
+      expect(held).toBeGreaterThanOrEqual(LONG_HOLD_MS + 100);
     } finally {
       await checkpointer.stop();
       db.close();

@@ -171,17 +171,18 @@ export class SqliteStore implements Store {
     // Checkpoints run in a worker (see checkpointer.ts), never inside a commit here.
     if (file !== ':memory:') {
       const resetBytes = options.walResetBytes ?? WAL_RESET_BYTES;
+      const warn = (line: string) => {
+        if (options.warn === undefined) process.emitWarning(line);
+        else options.warn(line);
+      };
       this.db.pragma('wal_autocheckpoint = 0');
       // When a commit starts the WAL over, the file is cut back to this size.
       this.db.pragma(`journal_size_limit = ${resetBytes}`);
       this.checkpointer = new Checkpointer(file, {
         intervalMs: options.checkpointIntervalMs ?? CHECKPOINT_INTERVAL_MS,
         resetBytes,
-        onError: (message) => {
-          const line = `WAL checkpoint failed: ${message}`;
-          if (options.warn === undefined) process.emitWarning(line);
-          else options.warn(line);
-        },
+        onError: (message) => warn(`WAL checkpoint failed: ${message}`),
+        onLongHold: warn,
         commits: {
           hold: () => {
             this.commitsHeld = true;
