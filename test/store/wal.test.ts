@@ -150,13 +150,29 @@ describe('the WAL with writes that are not group commits', () => {
   });
 });
 
+/** A bare WAL database outside any store, for the checkpoint worker alone. */
+function plainWal(): { file: string; db: Database.Database } {
+  const file = path.join(tempDir(), 'plain.db');
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('wal_autocheckpoint = 0');
+  db.exec('CREATE TABLE t (v TEXT)');
+  return { file, db };
+}
+
+/** Writes 4 KB rows until `done()` (the worker reacted), for at most ten seconds. */
+async function writeUntil(db: Database.Database, done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+  while (!done() && Date.now() < deadline) {
+    insert.run('x'.repeat(4000));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
 describe('the checkpoint worker', () => {
   it('is started again when it dies, and goes on starting the WAL over', async () => {
-    const file = path.join(tempDir(), 'plain.db');
-    const db = new Database(file);
-    db.pragma('journal_mode = WAL');
-    db.pragma('wal_autocheckpoint = 0');
-    db.exec('CREATE TABLE t (v TEXT)');
+    const { file, db } = plainWal();
 
     const errors: string[] = [];
     let holds = 0;
@@ -178,12 +194,7 @@ describe('the checkpoint worker', () => {
       expect(errors.some((e) => /exited .*restarting it in 1000 ms/.test(e))).toBe(true);
 
       // The new worker sees the WAL pass its limit and asks for a hold, as the first would.
-      const deadline = Date.now() + 10_000;
-      const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
-      while (holds === 0 && Date.now() < deadline) {
-        insert.run('x'.repeat(4000));
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await writeUntil(db, () => holds > 0);
       expect(holds).toBeGreaterThan(0);
     } finally {
       await checkpointer.stop();
@@ -194,11 +205,7 @@ describe('the checkpoint worker', () => {
 
 describe('a long hold', () => {
   it('is logged with how long the commits waited and what the worker was doing', async () => {
-    const file = path.join(tempDir(), 'plain.db');
-    const db = new Database(file);
-    db.pragma('journal_mode = WAL');
-    db.pragma('wal_autocheckpoint = 0');
-    db.exec('CREATE TABLE t (v TEXT)');
+    const { file, db } = plainWal();
 
     const notes: string[] = [];
     let holds = 0;
@@ -227,12 +234,7 @@ describe('a long hold', () => {
     });
 
     try {
-      const deadline = Date.now() + 10_000;
-      const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
-      while (releases === 0 && Date.now() < deadline) {
-        insert.run('x'.repeat(4000));
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await writeUntil(db, () => releases > 0);
 
       expect(releases).toBeGreaterThan(0);
       expect(notes).toHaveLength(1);
