@@ -152,6 +152,11 @@ async function checkAccess(client: SwarmClient, baseUrl: string): Promise<void> 
     if (isSwarmClientError(err) && (err.isNetworkError || err.status === 401)) {
       throw new Unreachable(`${baseUrl}: ${err.message}`);
     }
+    if (isSwarmClientError(err) && err.status === 404) {
+      throw new Unreachable(
+        `${baseUrl} does not answer like an owokx-swarm coordinator (${err.message})`,
+      );
+    }
     if (isSwarmClientError(err) && err.status === 403) {
       throw new Unreachable(`${baseUrl}: the token may not read /swarm/metrics (${err.message})`);
     }
@@ -172,6 +177,10 @@ function workload(options: Readonly<BenchOptions>): WorkloadConfig {
     pollLimit: options.pollLimit,
     ownServer: options.baseUrl === null,
     dispatchLoop: options.dispatchLoop,
+    // A profiled or re-tuned server, or the other enqueue client, is another workload: its
+    // costs are not the default's, so it is never compared with the default's records.
+    serverTuned: options.serverNodeArgs.length > 0 || Object.keys(options.serverEnv).length > 0,
+    plainClient: options.plainClient,
   };
 }
 

@@ -30,6 +30,10 @@ export interface WorkloadConfig {
   ownServer: boolean;
   /** Push only; absent in older records, where it was always on. */
   dispatchLoop?: boolean;
+  /** Our own server ran with extra node flags or settings (--profile among them). */
+  serverTuned?: boolean;
+  /** Enqueues went through SwarmClient (--plain-client), a dearer client. */
+  plainClient?: boolean;
 }
 
 export interface RecordedReport {
@@ -73,20 +77,25 @@ export interface Comparison {
  * store.
  */
 function recordedRelativeCost(report: RecordedReport): number | null {
-  const { summary, runs = [] } = report;
-  if ('relativeServerCost' in summary) return summary.relativeServerCost ?? null;
+  const { summary, runs } = report;
+  if ('relativeServerCost' in summary) return positive(summary.relativeServerCost);
 
   // The same rule as summarize(): every run long enough for /proc's ticks.
-  const serverMs = (r: (typeof runs)[number]) =>
-    ((r.serverCpuPercent ?? 0) / 100) * (r.deliveryMs ?? 0);
-  if (runs.length === 0 || !runs.every((r) => serverMs(r) >= RATIO_MIN_SERVER_CPU_MS)) return null;
+  if (!Array.isArray(runs) || runs.length === 0) return null;
+  const serverMs = (r: unknown): number =>
+    isObject(r) ? ((positive(r.serverCpuPercent) ?? 0) / 100) * (positive(r.deliveryMs) ?? 0) : 0;
+  if (!runs.every((r) => serverMs(r) >= RATIO_MIN_SERVER_CPU_MS)) return null;
 
-  const server = summary.avgServerCpuPercent;
-  const client = summary.avgClientCpuPercent;
-  return typeof server === 'number' && typeof client === 'number' && client > 0
-    ? server / client
-    : null;
+  const server = positive(summary.avgServerCpuPercent);
+  const client = positive(summary.avgClientCpuPercent);
+  return server !== null && client !== null ? server / client : null;
 }
+
+/**
+ * Beyond this factor either way, two ratios do not measure the same thing (a hand-edited
+ * record, a server measured elsewhere): the comparison falls back to msg/s.
+ */
+const COMPARABLE_COST_FACTOR = 4;
 
 export function machineInfo(): MachineInfo {
   return {
@@ -128,12 +137,44 @@ export function workloadSlug(c: WorkloadConfig): string {
   if (c.pollLimit !== 250) parts.push(`l${c.pollLimit}`);
   if (c.delivery === 'push' && c.dispatchLoop === false) parts.push('nodispatch');
   if (!c.ownServer) parts.push('remote');
+  if (c.serverTuned === true) parts.push('tuned');
+  if (c.plainClient === true) parts.push('plain');
   return parts.join('-');
 }
 
 export function sameWorkload(a: WorkloadConfig, b: WorkloadConfig): boolean {
   return workloadSlug(a) === workloadSlug(b);
 }
+
+/** A day of clock skew between machines is allowed; a record from further ahead is not. */
+const FUTURE_SLACK_MS = 24 * 60 * 60 * 1000;
+
+const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
+
+/**
+ * A record fit to compare with: ours in shape, with a date that parses and is not in the
+ * future (the newest record wins, so one dated 2099 would be the baseline for ever) and a
+ * throughput that is a number. Anything else in it is checked where it is read.
+ */
+function usableRecord(report: unknown): report is RecordedReport {
+  if (!isObject(report) || !isObject(report.config) || !isObject(report.summary)) return false;
+  if (typeof report.generatedAt !== 'string') return false;
+
+  const at = Date.parse(report.generatedAt);
+  const throughput = report.summary.avgThroughputPerSecond;
+  return (
+    Number.isFinite(at) &&
+    at <= Date.now() + FUTURE_SLACK_MS &&
+    typeof throughput === 'number' &&
+    Number.isFinite(throughput) &&
+    throughput >= 0
+  );
+}
+
+/** A positive finite number, or null. */
+const positive = (value: unknown): number | null =>
+  typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : null;
 
 function readReports(dir: string): { file: string; report: RecordedReport }[] {
   if (!existsSync(dir)) return [];
@@ -144,9 +185,7 @@ function readReports(dir: string): { file: string; report: RecordedReport }[] {
 
     try {
       const report = JSON.parse(readFileSync(path.join(dir, name), 'utf8')) as RecordedReport;
-      if (report?.config && report.summary && typeof report.generatedAt === 'string') {
-        out.push({ file: path.join(dir, name), report });
-      }
+      if (usableRecord(report)) out.push({ file: path.join(dir, name), report });
     } catch {
       // Not one of ours, or hand-edited into invalid JSON: not a baseline.
     }
@@ -163,12 +202,12 @@ export function compareWithRecorded(
 ): Comparison | null {
   const matching = readReports(dir)
     .filter(({ report }) => sameWorkload(report.config, config))
-    .sort((a, b) => b.report.generatedAt.localeCompare(a.report.generatedAt));
+    .sort((a, b) => Date.parse(b.report.generatedAt) - Date.parse(a.report.generatedAt));
   const newest = matching[0];
   if (!newest) return null;
 
   const theirs = newest.report.summary;
-  const theirP99 = theirs.endToEndUs?.p99 ?? null;
+  const theirP99 = isObject(theirs.endToEndUs) ? positive(theirs.endToEndUs.p99) : null;
   const theirCost = recordedRelativeCost(newest.report);
   const me = machineInfo();
 
@@ -184,7 +223,10 @@ export function compareWithRecorded(
     p99ChangePercent: theirP99 ? (ours.p99Us / theirP99 - 1) * 100 : null,
     sameMachine: newest.report.machine?.cpu === me.cpu && newest.report.machine?.cores === me.cores,
     relativeServerCost:
-      ours.relativeServerCost !== null && theirCost !== null && theirCost > 0
+      ours.relativeServerCost !== null &&
+      theirCost !== null &&
+      ours.relativeServerCost / theirCost <= COMPARABLE_COST_FACTOR &&
+      theirCost / ours.relativeServerCost <= COMPARABLE_COST_FACTOR
         ? {
             ours: ours.relativeServerCost,
             theirs: theirCost,

@@ -3,6 +3,8 @@
 // keys that scripts written for the original owokx benchmark read. No timing is asserted:
 // performance is measured by the benchmark itself, never by tests.
 
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../../bench/swarm.ts';
 
@@ -108,6 +110,28 @@ describe('the swarm benchmark', () => {
     expect(report.summary.relativeServerCost).toBeNull();
     expect(report.verdicts.some((v) => v.text.startsWith('Per message'))).toBe(false);
   }, 120_000);
+
+  it('exits 3, as for an unreachable server, when --base-url is not a coordinator', async () => {
+    const other = createServer((_req, res) => res.writeHead(404).end('not here'));
+    await new Promise<void>((resolve) => other.listen(0, '127.0.0.1', resolve));
+    const { port } = other.address() as AddressInfo;
+
+    try {
+      const code = await main([
+        '--base-url',
+        `http://127.0.0.1:${port}`,
+        '--token',
+        'whatever',
+        '--messages',
+        '10',
+        '--runs',
+        '1',
+      ]);
+      expect(code).toBe(3);
+    } finally {
+      await new Promise((resolve) => other.close(resolve));
+    }
+  });
 
   it('rejects an unknown mode as a usage error, before starting anything', async () => {
     expect(await main(['--enqueue', 'bulk'])).toBe(2);

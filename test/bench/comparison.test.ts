@@ -34,14 +34,20 @@ afterEach(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function record(summary: Record<string, unknown>, runs: Record<string, unknown>[] = []): void {
+function record(
+  summary: Record<string, unknown>,
+  runs: unknown = [],
+  extra: Record<string, unknown> = {},
+  name = 'then.json',
+): void {
   const report = {
     config: { ...WORKLOAD, runs: 1 },
     summary: { endToEndUs: { p50: 4000, p99: 12_000 }, ...summary },
     runs,
     generatedAt: '2026-12-04T00:00:00.000Z',
+    ...extra,
   };
-  writeFileSync(path.join(dir, 'then.json'), JSON.stringify(report));
+  writeFileSync(path.join(dir, name), JSON.stringify(report));
 }
 
 const compare = (throughput: number, relativeServerCost: number | null) => {
@@ -140,5 +146,95 @@ describe('the comparison with the last recorded run', () => {
         dir,
       ),
     ).toBeNull();
+  });
+
+  describe('with records that are not what they should be', () => {
+    it.each([
+      ['a ratio as a string', { relativeServerCost: '1.66' }, []],
+      ['a ratio of true', { relativeServerCost: true }, []],
+      ['a negative ratio', { relativeServerCost: -1.5 }, []],
+      ['runs as null', { avgServerCpuPercent: 100, avgClientCpuPercent: 66 }, null],
+      ['runs as an object', { avgServerCpuPercent: 100, avgClientCpuPercent: 66 }, {}],
+      ['shares as strings', { avgServerCpuPercent: '63.5', avgClientCpuPercent: 40 }, []],
+    ])('compares msg/s, without failing, against %s', (_what, summary, runs) => {
+      record({ avgThroughputPerSecond: 8000, ...summary }, runs);
+
+      const c = compare(6000, 1.5);
+
+      expect(c.relativeServerCost).toBeNull();
+      expect(comparisonVerdict(c).text).toMatch(/^Throughput 25% below/);
+    });
+
+    it('skips a record whose summary or throughput is not one', () => {
+      record({ avgThroughputPerSecond: 'fast' });
+      expect(
+        compareWithRecorded(
+          dir,
+          WORKLOAD,
+          { throughputPerSecond: 1, p99Us: 1, relativeServerCost: null },
+          dir,
+        ),
+      ).toBeNull();
+
+      writeFileSync(
+        path.join(dir, 'then.json'),
+        JSON.stringify({ config: WORKLOAD, summary: 'oops', generatedAt: '2026-12-04' }),
+      );
+      expect(
+        compareWithRecorded(
+          dir,
+          WORKLOAD,
+          { throughputPerSecond: 1, p99Us: 1, relativeServerCost: null },
+          dir,
+        ),
+      ).toBeNull();
+    });
+
+    it('never takes a record dated in the future, or not dated at all, as the newest', () => {
+      record({ avgThroughputPerSecond: 8000, relativeServerCost: 1.0 }, [], {}, 'real.json');
+      record(
+        { avgThroughputPerSecond: 8000, relativeServerCost: 100 },
+        [],
+        { generatedAt: '2099-01-01T00:00:00.000Z' },
+        'future.json',
+      );
+      record(
+        { avgThroughputPerSecond: 8000, relativeServerCost: 100 },
+        [],
+        { generatedAt: 'zzz' },
+        'junk.json',
+      );
+
+      const c = compare(8000, 1.5);
+
+      expect(c.file).toBe('real.json');
+      expect(comparisonVerdict(c).level).toBe('warn');
+    });
+
+    it('falls back to msg/s when the two ratios are too far apart to be the same measure', () => {
+      record({ avgThroughputPerSecond: 8000, relativeServerCost: 1e9 });
+
+      const c = compare(6000, 1.5);
+
+      expect(c.relativeServerCost).toBeNull();
+      expect(comparisonVerdict(c).level).toBe('warn');
+    });
+  });
+
+  it('keeps a profiled or re-tuned server, and the plain client, apart from the default', () => {
+    record({ avgThroughputPerSecond: 8000, relativeServerCost: 1.5 });
+
+    for (const changed of [{ serverTuned: true }, { plainClient: true }]) {
+      expect(
+        compareWithRecorded(
+          dir,
+          { ...WORKLOAD, ...changed },
+          { throughputPerSecond: 1, p99Us: 1, relativeServerCost: null },
+          dir,
+        ),
+      ).toBeNull();
+    }
+    // Records from before these keys existed are the default workload.
+    expect(compare(8000, 1.5)).not.toBeNull();
   });
 });
