@@ -90,3 +90,9 @@ export function printable(text: string): string {
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
   );
 }
+
+/** "remains"/"remain", or "would remain" for a dry run: the count is what stays afterwards. */
+export function remains(count: number, dryRun: boolean): string {
+  if (dryRun) return 'would remain';
+  return count === 1 ? 'remains' : 'remain';
+}

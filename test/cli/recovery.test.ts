@@ -30,8 +30,14 @@ describe('dlq requeue', () => {
     const r = await swarmctl(['dlq', 'requeue', '--dry-run', '--json'], { env: cliEnv(server) });
 
     expect(r.code).toBe(0);
-    expect(parseJson(r)).toMatchObject({ requeued: 4, dryRun: true });
+    // What would stay, as the real call would answer: all four would move.
+    expect(parseJson(r)).toMatchObject({ requeued: 4, remaining: 0, dryRun: true });
     expect((await server.read.metrics()).queue.deadLettered).toBe(4);
+
+    const human = await swarmctl(['dlq', 'requeue', '--dry-run'], { env: cliEnv(server) });
+    expect(human.stdout).toContain(
+      'dry run: would requeue 4 dead letters; 0 would remain in the dead-letter queue',
+    );
   });
 
   it('requeues only the listed ids', async () => {
@@ -88,7 +94,8 @@ describe('dlq purge', () => {
     const dry = await swarmctl(['dlq', 'purge', '--reason', 'rejected', '--dry-run', '--json'], {
       env: cliEnv(server),
     });
-    expect(parseJson(dry)).toMatchObject({ purged: 2, dryRun: true });
+    const wouldStay = (await server.read.metrics()).queue.deadLettered - 2;
+    expect(parseJson(dry)).toMatchObject({ purged: 2, remaining: wouldStay, dryRun: true });
 
     const real = await swarmctl(['dlq', 'purge', '--reason', 'rejected'], { env: cliEnv(server) });
     expect(real.code).toBe(0);

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import type { DeadLetterReason } from '../../core/types.ts';
 import { action } from '../context.ts';
 import { EXIT, usageError } from '../exit.ts';
-import { formatCount, plural } from '../format.ts';
+import { formatCount, plural, remains } from '../format.ts';
 import { idList, integer, positiveInteger, reason } from '../options.ts';
 import { renderDeadLetters, renderEntry } from '../render.ts';
 
@@ -114,7 +114,7 @@ export function registerDlq(program: Command): void {
         const { out } = ctx;
         const verb = result.dryRun ? 'would requeue' : 'requeued';
         out.line(
-          `${result.dryRun ? out.c.yellow('dry run: ') : ''}${verb} ${plural(result.requeued, 'dead letter')}; ${formatCount(result.remaining)} ${result.remaining === 1 ? 'remains' : 'remain'} in the dead-letter queue`,
+          `${result.dryRun ? out.c.yellow('dry run: ') : ''}${verb} ${plural(result.requeued, 'dead letter')}; ${formatCount(result.remaining)} ${remains(result.remaining, result.dryRun)} in the dead-letter queue`,
         );
 
         if (result.skipped.length > 0) {
@@ -174,7 +174,7 @@ export function registerDlq(program: Command): void {
         const { out } = ctx;
         const verb = result.dryRun ? 'would purge' : 'purged';
         out.line(
-          `${result.dryRun ? out.c.yellow('dry run: ') : ''}${verb} ${plural(result.purged, 'dead letter')}; ${formatCount(result.remaining)} ${result.remaining === 1 ? 'remains' : 'remain'} in the dead-letter queue`,
+          `${result.dryRun ? out.c.yellow('dry run: ') : ''}${verb} ${plural(result.purged, 'dead letter')}; ${formatCount(result.remaining)} ${remains(result.remaining, result.dryRun)} in the dead-letter queue`,
         );
         return EXIT.ok;
       }),

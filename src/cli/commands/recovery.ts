@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { action } from '../context.ts';
 import { EXIT } from '../exit.ts';
-import { formatCount, formatDuration, plural } from '../format.ts';
+import { formatCount, formatDuration, plural, remains } from '../format.ts';
 import { integer, positiveInteger } from '../options.ts';
 
 export function registerRecovery(program: Command): void {
@@ -63,7 +63,7 @@ export function registerRecovery(program: Command): void {
         const { out } = ctx;
         const verb = result.dryRun ? 'would remove' : 'removed';
         out.line(
-          `${result.dryRun ? out.c.yellow('dry run: ') : ''}${verb} ${plural(result.removed, 'stale agent')}; ${plural(result.remaining, 'agent')} ${result.remaining === 1 ? 'remains' : 'remain'}`,
+          `${result.dryRun ? out.c.yellow('dry run: ') : ''}${verb} ${plural(result.removed, 'stale agent')}; ${plural(result.remaining, 'agent')} ${remains(result.remaining, result.dryRun)}`,
         );
         if (result.removedIds.length > 0) out.line(`  ${result.removedIds.join('\n  ')}`);
         out.line(

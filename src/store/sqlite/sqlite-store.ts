@@ -1455,8 +1455,9 @@ export class SqliteStore implements Store {
         );
       }
 
-      const dead = this.deadCount();
-      outcome.remaining = options.dryRun ? dead : dead - outcome.requeued.length;
+      // What stays in the queue afterwards; for a dry run, what would: the same figure the real
+      // call would answer, so a dry run previews it exactly (prune-stale does the same).
+      outcome.remaining = this.deadCount() - outcome.requeued.length;
       return outcome;
     };
 
@@ -1476,7 +1477,7 @@ export class SqliteStore implements Store {
     if (dryRun) {
       return this.read(() => {
         const purged = this.filteredDeadCount(filter);
-        return { purged, remaining: this.deadCount() };
+        return { purged, remaining: this.deadCount() - purged };
       });
     }
 
