@@ -13,6 +13,18 @@ const invokedDirectly =
   process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href;
 
 if (invokedDirectly) {
+  // Exiting runs the 'exit' handlers, which stop our own server and delete its store; the
+  // default action of these signals would skip them.
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\nbenchmark interrupted (${signal}): stopping\n`);
+      process.exit(code);
+    });
+  }
+
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -114,6 +114,11 @@ export async function runBenchmark(argv: string[], io: BenchIo): Promise<number>
     const refused = isSwarmClientError(err) && (err.status === 401 || err.status === 403);
     const where = isSwarmClientError(err) ? `${err.method} ${err.path}: ` : '';
     const hint = refused ? ' (the benchmark needs a trade token)' : '';
+    if (server?.exited()) {
+      io.stderr.write(
+        `error: our own coordinator exited during the benchmark (${server.exitReason()})\n`,
+      );
+    }
     io.stderr.write(`error: ${where}${(err as Error).message}${hint}\n`);
     if (server?.exited()) io.stderr.write(`--- server output ---\n${server.logTail()}\n`);
 
@@ -228,6 +233,7 @@ async function measure(
     benchId,
     serverPid: pid,
     ownServer: server !== null,
+    serverGone: server === null ? undefined : () => server.exited(),
     onProgress: (acked, expected) => progress.update(acked, expected),
   };
 

@@ -40,6 +40,8 @@ export interface OwnServer {
   logTail(): string;
   /** True once the process has exited (expectedly or not). */
   exited(): boolean;
+  /** How it exited ("signal SIGKILL", "code 1"), or null while it runs. */
+  exitReason(): string | null;
   stop(): Promise<void>;
 }
 
@@ -152,9 +154,19 @@ export async function startServer(options: StartOptions): Promise<OwnServer> {
   child.stdout?.on('data', onChunk);
   child.stderr?.on('data', onChunk);
 
-  // A benchmark that dies (an exception, Ctrl-C) must not leave a coordinator behind.
+  const removeFiles = (): void => {
+    if (!options.keep) rmSync(dataDir, { recursive: true, force: true });
+    if (!options.fromSource) {
+      const bundle = entry[0] as string;
+      for (const file of [bundle, `${bundle}.map`]) rmSync(file, { force: true });
+    }
+  };
+
+  // A benchmark that dies (an exception, Ctrl-C: bench/swarm.ts exits on SIGINT) must not
+  // leave a coordinator behind, nor its store (hundreds of MB at 100k) and bundle.
   const killOnExit = (): void => {
     if (!hasExited) child.kill('SIGKILL');
+    removeFiles();
   };
   process.once('exit', killOnExit);
 
@@ -167,14 +179,12 @@ export async function startServer(options: StartOptions): Promise<OwnServer> {
     warnings: () => warnings,
     logTail: () => tail.join('\n'),
     exited: () => hasExited,
+    exitReason: () =>
+      !hasExited ? null : exitSignal !== null ? `signal ${exitSignal}` : `code ${exitCode}`,
     stop: async () => {
       await stopChild(child, exitPromise, () => hasExited);
       process.removeListener('exit', killOnExit);
-      if (!options.keep) rmSync(dataDir, { recursive: true, force: true });
-      if (!options.fromSource) {
-        const bundle = entry[0] as string;
-        for (const file of [bundle, `${bundle}.map`]) rmSync(file, { force: true });
-      }
+      removeFiles();
     },
   };
 

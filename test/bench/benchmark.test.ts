@@ -3,6 +3,7 @@
 // keys that scripts written for the original owokx benchmark read. No timing is asserted:
 // performance is measured by the benchmark itself, never by tests.
 
+import { readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -133,6 +134,48 @@ describe('the swarm benchmark', () => {
     }
   });
 
+  it('ends the run at once, and says so, when its own server dies', async () => {
+    const errors: string[] = [];
+    vi.spyOn(process.stderr, 'write').mockImplementation((chunk: string | Uint8Array) => {
+      errors.push(String(chunk));
+      return true;
+    });
+
+    // Kill -9 our coordinator, a child of this process, once it has had the time to start
+    // (about two seconds here, eight allowed) and the run is under way.
+    const started = Date.now();
+    const killer = setInterval(() => {
+      if (Date.now() - started < 8000) return;
+      for (const pid of childServers()) {
+        process.kill(pid, 'SIGKILL');
+        clearInterval(killer);
+      }
+    }, 250);
+
+    try {
+      const code = await main([
+        '--messages',
+        '400000',
+        '--enqueue',
+        'single',
+        '--runs',
+        '1',
+        '--warmup',
+        '0',
+        '--json',
+      ]);
+      expect(code).toBe(3);
+    } finally {
+      clearInterval(killer);
+    }
+
+    // Its deadline was 60 s + 2 ms per message: 860 s.
+    expect(Date.now() - started).toBeLessThan(60_000);
+    expect(errors.join('')).toContain(
+      'error: our own coordinator exited during the benchmark (signal SIGKILL)',
+    );
+  }, 120_000);
+
   it('rejects an unknown mode as a usage error, before starting anything', async () => {
     expect(await main(['--enqueue', 'bulk'])).toBe(2);
     expect(await main(['--messages', '0'])).toBe(2);
@@ -143,3 +186,20 @@ describe('the swarm benchmark', () => {
     expect(written.join('')).toContain('--messages');
   });
 });
+
+/** The pids of `swarmctl serve` processes that this process started. */
+function childServers(): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (ppid === process.pid && cmdline.includes('serve')) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
