@@ -61,6 +61,15 @@ const compare = (throughput: number, relativeServerCost: number | null) => {
   return c;
 };
 
+/** Whether any record is compared with a run of `workload`, whatever its numbers. */
+const anyComparison = (workload: WorkloadConfig = WORKLOAD) =>
+  compareWithRecorded(
+    dir,
+    workload,
+    { throughputPerSecond: 1, p99Us: 1, relativeServerCost: null },
+    dir,
+  );
+
 describe('the comparison with the last recorded run', () => {
   it('calls a drop in msg/s with the same server cost per message the machine, not a regression', () => {
     record({ avgThroughputPerSecond: 8000, relativeServerCost: 1.5 });
@@ -138,14 +147,7 @@ describe('the comparison with the last recorded run', () => {
   it('has nothing to compare with when no run of the same workload is recorded', () => {
     record({ avgThroughputPerSecond: 8000, relativeServerCost: 1.5 });
 
-    expect(
-      compareWithRecorded(
-        dir,
-        { ...WORKLOAD, messages: 1000 },
-        { throughputPerSecond: 1, p99Us: 1, relativeServerCost: null },
-        dir,
-      ),
-    ).toBeNull();
+    expect(anyComparison({ ...WORKLOAD, messages: 1000 })).toBeNull();
   });
 
   describe('with records that are not what they should be', () => {
@@ -167,27 +169,13 @@ describe('the comparison with the last recorded run', () => {
 
     it('skips a record whose summary or throughput is not one', () => {
       record({ avgThroughputPerSecond: 'fast' });
-      expect(
-        compareWithRecorded(
-          dir,
-          WORKLOAD,
-          { throughputPerSecond: 1, p99Us: 1, relativeServerCost: null },
-          dir,
-        ),
-      ).toBeNull();
+      expect(anyComparison()).toBeNull();
 
       writeFileSync(
         path.join(dir, 'then.json'),
         JSON.stringify({ config: WORKLOAD, summary: 'oops', generatedAt: '2026-12-04' }),
       );
-      expect(
-        compareWithRecorded(
-          dir,
-          WORKLOAD,
-          { throughputPerSecond: 1, p99Us: 1, relativeServerCost: null },
-          dir,
-        ),
-      ).toBeNull();
+      expect(anyComparison()).toBeNull();
     });
 
     it('never takes a record dated in the future, or not dated at all, as the newest', () => {
@@ -225,14 +213,7 @@ describe('the comparison with the last recorded run', () => {
     record({ avgThroughputPerSecond: 8000, relativeServerCost: 1.5 });
 
     for (const changed of [{ serverTuned: true }, { plainClient: true }]) {
-      expect(
-        compareWithRecorded(
-          dir,
-          { ...WORKLOAD, ...changed },
-          { throughputPerSecond: 1, p99Us: 1, relativeServerCost: null },
-          dir,
-        ),
-      ).toBeNull();
+      expect(anyComparison({ ...WORKLOAD, ...changed })).toBeNull();
     }
     // Records from before these keys existed are the default workload.
     expect(compare(8000, 1.5)).not.toBeNull();
