@@ -114,13 +114,14 @@ export async function runBenchmark(argv: string[], io: BenchIo): Promise<number>
     const refused = isSwarmClientError(err) && (err.status === 401 || err.status === 403);
     const where = isSwarmClientError(err) ? `${err.method} ${err.path}: ` : '';
     const hint = refused ? ' (the benchmark needs a trade token)' : '';
-    if (server?.exited()) {
+    const died = server?.exited() === true;
+    if (died) {
       io.stderr.write(
-        `error: our own coordinator exited during the benchmark (${server.exitReason()})\n`,
+        `error: our own coordinator exited during the benchmark (${server?.exitReason()})\n`,
       );
     }
     io.stderr.write(`error: ${where}${(err as Error).message}${hint}\n`);
-    if (server?.exited()) io.stderr.write(`--- server output ---\n${server.logTail()}\n`);
+    if (died) io.stderr.write(`--- server output ---\n${server?.logTail()}\n`);
 
     const unreachable =
       err instanceof Unreachable || refused || (isSwarmClientError(err) && err.isNetworkError);

@@ -24,8 +24,8 @@
 // A write that is not a group commit and comes during the FULL pass waits for it in SQLite's
 // busy handler, on the event loop: about a millisecond, as the copy and its syncs are done
 // before the lock is taken. A WAL file far past the limit (a long reader kept it from starting
-// over) is truncated by the worker in step 3 (TRUNCATE), since
-// shrinking a file of gigabytes took ~0.9 s here, too long for the event loop.
+// over) is truncated by the worker in step 3 (TRUNCATE), since shrinking a file of gigabytes
+// took ~0.9 s here, too long for the event loop.
 
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
