@@ -163,6 +163,8 @@ export interface ServerOptions {
   dataDir: string;
   /** Defaults to `<dataDir>/swarm.db`. */
   dbFile?: string;
+  /** A `postgres://` URL instead of the SQLite file. */
+  databaseUrl?: string;
   tokens: Tokens;
   logLevel?: string;
   /** Extra OWOKX_* settings, e.g. a short OWOKX_STALE_AFTER_MS. */
@@ -200,7 +202,7 @@ export function spawnServer(options: ServerOptions): ServerProcess {
     '--host',
     host,
     '--db',
-    `sqlite:${dbFile}`,
+    options.databaseUrl ?? `sqlite:${dbFile}`,
     '--log-level',
     options.logLevel ?? 'warn',
   ];

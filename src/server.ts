@@ -9,6 +9,7 @@ import { SwarmEngine } from './engine/engine.ts';
 import { type App, buildApp } from './http/app.ts';
 import { REDACT_PATHS } from './http/logging.ts';
 import { resolveTokens } from './http/tokens.ts';
+import { PostgresStore } from './store/postgres/postgres-store.ts';
 import { SqliteStore } from './store/sqlite/sqlite-store.ts';
 import type { Store } from './store/store.ts';
 
@@ -28,24 +29,42 @@ export function createLogger(config: Readonly<Config>): Logger {
   });
 }
 
-/** Refuses a database URL no store of this release can open. */
-function requireKnownStore(config: Readonly<Config>): void {
-  if (!config.databaseUrl.startsWith('sqlite:')) {
-    throw new ConfigError(
-      `OWOKX_DATABASE_URL: PostgreSQL is not available in this release; use sqlite:<path> (got "${config.databaseUrl}")`,
-    );
+/** The database URL as a log line may show it: no password. */
+export function describeDatabase(databaseUrl: string): string {
+  if (databaseUrl.startsWith('sqlite:')) return databaseUrl.split('?')[0] as string;
+  try {
+    const url = new URL(databaseUrl);
+    url.password = '';
+    url.search = '';
+    return url.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
   }
 }
 
-/** Opens the store a database URL names; its warnings (a failed checkpoint) go to `log`. */
+/**
+ * Opens and migrates the store a database URL names; its warnings (a failed checkpoint, a
+ * lost connection) go to `log`. A database that cannot be opened is a ConfigError: the
+ * server cannot start, and says which URL and why.
+ */
 export async function openStore(config: Readonly<Config>, log?: Logger): Promise<Store> {
-  requireKnownStore(config);
+  const warn = log === undefined ? {} : { warn: (message: string) => log.warn(message) };
+  const store = config.databaseUrl.startsWith('sqlite:')
+    ? new SqliteStore(sqlitePath(config.databaseUrl), warn)
+    : new PostgresStore(config.databaseUrl, warn);
 
-  const store = new SqliteStore(
-    sqlitePath(config.databaseUrl),
-    log === undefined ? {} : { warn: (message) => log.warn(message) },
-  );
-  await store.migrate();
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close().catch(() => {});
+    if (store.dialect === 'sqlite') throw err;
+    const detail = (err as { details?: { message: string }[] }).details?.[0]?.message;
+    throw new ConfigError(
+      `OWOKX_DATABASE_URL: cannot open ${describeDatabase(config.databaseUrl)}: ${
+        detail ?? (err as Error).message
+      }`,
+    );
+  }
   return store;
 }
 
@@ -53,10 +72,16 @@ export async function startServer(
   config: Readonly<Config>,
   log: Logger = createLogger(config),
 ): Promise<RunningServer> {
-  // Before tokens: a server that cannot start must not leave a generated tokens.json behind.
-  requireKnownStore(config);
-  const tokens = resolveTokens(config, log);
+  // Before tokens: a server that cannot open its store must not leave a generated
+  // tokens.json behind.
   const store = await openStore(config, log);
+  let tokens: ReturnType<typeof resolveTokens>;
+  try {
+    tokens = resolveTokens(config, log);
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   const engine = new SwarmEngine({ store, config, log });
   await engine.start();
 
@@ -74,7 +99,7 @@ export async function startServer(
     throw err;
   }
   const port = (app.server.address() as { port: number }).port;
-  log.info({ address, database: config.databaseUrl.split('?')[0] }, 'owokx-swarm listening');
+  log.info({ address, database: describeDatabase(config.databaseUrl) }, 'owokx-swarm listening');
 
   let closing: Promise<void> | null = null;
   const close = () => {

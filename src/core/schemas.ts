@@ -30,6 +30,13 @@ const int = (minimum: number, maximum: number, extra: Record<string, unknown> = 
 
 const text = (minLength: number, maxLength: number) => Type.String({ minLength, maxLength });
 
+/**
+ * A name the store keeps as a column of its own (a topic, a capability): no U+0000, which
+ * PostgreSQL's text cannot hold, so a name that works on one store works on the other.
+ */
+const name = (minLength: number, maxLength: number) =>
+  Type.String({ minLength, maxLength, pattern: '^[^\\u0000]+$' });
+
 const strictObject = <T extends Parameters<typeof Type.Object>[0]>(properties: T) =>
   Type.Object(properties, { additionalProperties: false });
 
@@ -54,7 +61,7 @@ export const MessageTypeSchema = Type.Enum([...MESSAGE_TYPES]);
 export const PrioritySchema = Type.Enum([...PRIORITIES]);
 export const DeadLetterReasonSchema = Type.Enum([...DEAD_LETTER_REASONS]);
 
-export const CapabilitiesSchema = Type.Array(text(1, 128), { maxItems: 64 });
+export const CapabilitiesSchema = Type.Array(name(1, 128), { maxItems: 64 });
 
 export const EndpointSchema = Type.String({
   maxLength: 2048,
@@ -65,7 +72,7 @@ export const EndpointSchema = Type.String({
 
 export const JsonObjectSchema = Type.Record(Type.String(), Type.Unknown());
 
-export const TopicSchema = text(1, 256);
+export const TopicSchema = name(1, 256);
 export const QueueIdSchema = text(1, 256);
 export const QueueIdsSchema = Type.Array(QueueIdSchema, { minItems: 1, maxItems: MAX_BATCH });
 export const CursorSchema = text(1, 1024);

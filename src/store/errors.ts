@@ -31,6 +31,12 @@ export function mapDriverError(err: unknown): Error {
     ]);
   }
 
+  // PostgreSQL's text holds no U+0000: a value that reached the store with one is refused as
+  // the caller's, not reported as a failure of ours.
+  if (code === '22021' || code === '22P05') {
+    return new SwarmError('invalid_request', 'text values may not contain the character U+0000');
+  }
+
   if (err instanceof TypeError && /database connection is not open/i.test(err.message)) {
     return new SwarmError('unavailable', 'the store is closed');
   }

@@ -45,11 +45,15 @@ describe('serve', () => {
     const dataDir = mkdtempSync(path.join(tmpdir(), 'owokx-serve-pg-'));
     try {
       const r = await swarmctl(['serve', '--port', '0', '--data-dir', dataDir], {
-        env: { OWOKX_DATABASE_URL: 'postgres://localhost/swarm' },
+        // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+        env: { OWOKX_DATABASE_URL: 'postgres://owokx:secret@127.0.0.1:1/swarm' },
       });
 
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain('PostgreSQL is not available');
+      expect(r.stderr).toContain(
+        'OWOKX_DATABASE_URL: cannot open postgres://owokx@127.0.0.1:1/swarm',
+      );
+      expect(r.stderr).not.toContain('secret');
       expect(existsSync(path.join(dataDir, 'tokens.json'))).toBe(false);
     } finally {
       rmSync(dataDir, { recursive: true, force: true });

@@ -1,5 +1,6 @@
 // Shared setup for the end-to-end tests: a real coordinator process on a free port with a
-// SQLite file in a temp directory, real agent processes, and the bookkeeping to kill them all.
+// SQLite file in a temp directory (or, in the "postgres" test project, a PostgreSQL schema of
+// its own), real agent processes, and the bookkeeping to kill them all.
 
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,6 +16,7 @@ import {
   waitReady,
 } from '../../demo/processes.ts';
 import { SwarmClient } from '../../src/client/index.ts';
+import { testDatabaseUrl } from '../support/stores.ts';
 
 export interface AgentEvent {
   event: string;
@@ -86,7 +88,9 @@ export interface Swarm {
   /** Admin-token client for the test's own checks and sends. */
   client: SwarmClient;
   agent(name: string, env?: Record<string, string>): Promise<AgentHandle>;
-  /** Starts the server again on the same port and SQLite file (after a kill). */
+  /** The store's URL: the SQLite file, or the PostgreSQL schema. */
+  databaseUrl: string;
+  /** Starts the server again on the same port and store (after a kill). */
   restart(): Promise<void>;
   close(): Promise<void>;
 }
@@ -105,9 +109,17 @@ export async function startSwarm(env: Record<string, string> = {}): Promise<Swar
   const port = await freePort();
   const tokens = generateTokens();
   const agents: ManagedProcess[] = [];
+  const databaseUrl = await testDatabaseUrl(dir);
 
   const launch = async (): Promise<ServerProcess> => {
-    const server = spawnServer({ port, dataDir: dir, tokens, env, logLevel: 'warn' });
+    const server = spawnServer({
+      port,
+      dataDir: dir,
+      databaseUrl,
+      tokens,
+      env,
+      logLevel: 'warn',
+    });
     children.add(server);
     await waitReady(server.url, 30_000, server);
     return server;
@@ -121,6 +133,7 @@ export async function startSwarm(env: Record<string, string> = {}): Promise<Swar
     port,
     dir,
     tokens,
+    databaseUrl,
     get server() {
       return server;
     },

@@ -12,7 +12,7 @@ import type { SwarmApi } from '../../src/engine/contract.ts';
 import { SwarmEngine } from '../../src/engine/engine.ts';
 import { type App, buildApp } from '../../src/http/app.ts';
 import type { ResolvedTokens } from '../../src/http/tokens.ts';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { openTestStore } from '../support/stores.ts';
 
 export const TOKENS = {
   read: 'read-token-0123456789abcdef',
@@ -54,17 +54,16 @@ export interface HarnessOptions {
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const dir = mkdtempSync(path.join(tmpdir(), 'owokx-http-'));
+  const { store, databaseUrl } = await openTestStore(dir);
   const config = testConfig({
     dataDir: dir,
-    databaseUrl: `sqlite:${path.join(dir, 'swarm.db')}`,
+    databaseUrl,
     logLevel: 'silent',
     ...options.config,
   });
   const log = pino({ level: 'silent' });
   const clock = new ManualClock(Date.UTC(2025, 0, 1));
 
-  const store = new SqliteStore(path.join(dir, 'swarm.db'));
-  await store.migrate();
   const engine = new SwarmEngine({ store, config, log, clock, loops: false });
   await engine.start();
 

@@ -1,5 +1,6 @@
-// A real engine on a real SQLite file in a fresh temp directory, with a manual clock and
-// the background loops off, so a test drives time and passes itself.
+// A real engine on a real store (a SQLite file in a fresh temp directory, or a PostgreSQL
+// schema of its own: see stores.ts), with a manual clock and the background loops off, so a
+// test drives time and passes itself.
 
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,14 +13,15 @@ import { type Config, testConfig } from '../../src/config.ts';
 import { ManualClock } from '../../src/engine/clock.ts';
 import type { Actor } from '../../src/engine/contract.ts';
 import { SwarmEngine } from '../../src/engine/engine.ts';
-import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import type { Store } from '../../src/store/store.ts';
+import { openTestStore } from './stores.ts';
 
 export const TRADE: Actor = { scope: 'trade', tokenName: 'trade' };
 export const ADMIN: Actor = { scope: 'admin', tokenName: 'admin' };
 
 export interface TestSwarm {
   engine: SwarmEngine;
-  store: SqliteStore;
+  store: Store;
   clock: ManualClock;
   dir: string;
   file: string;
@@ -37,11 +39,10 @@ export async function openSwarm(
   startAt = Date.UTC(2026, 11, 3, 12, 0, 0),
 ): Promise<TestSwarm> {
   const file = path.join(dir, 'swarm.db');
-  const store = new SqliteStore(file);
-  await store.migrate();
+  const { store, databaseUrl } = await openTestStore(dir);
 
   const clock = new ManualClock(startAt);
-  const config = testConfig({ dataDir: dir, databaseUrl: `sqlite:${file}`, ...overrides });
+  const config = testConfig({ dataDir: dir, databaseUrl, ...overrides });
   const engine = new SwarmEngine({
     store,
     config,

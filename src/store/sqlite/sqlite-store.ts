@@ -20,14 +20,23 @@ import type {
   DeadLetterReason,
   DeadLetterRecord,
   Delivery,
-  Message,
   QueueEntry,
   Stats,
   TopicGauges,
 } from '../../core/types.ts';
-import { MESSAGE_JSON, STAT_NAMES } from '../../core/types.ts';
+import { STAT_NAMES } from '../../core/types.ts';
 import type { AuditRecord } from '../../engine/contract.ts';
 import { mapDriverError } from '../errors.ts';
+import { deadWhere, isUnfiltered } from '../filters.ts';
+import {
+  type AgentRow,
+  dict,
+  type EntryRow,
+  parseQueueId,
+  toAgent,
+  toDelivery,
+  toEntry,
+} from '../rows.ts';
 import type {
   AgentCounts,
   AgentFilter,
@@ -49,13 +58,12 @@ import type {
   Store,
   StoreFileSizes,
 } from '../store.ts';
+import { NO_TOPIC, type RateDelta, Tally } from '../tally.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { FreshMessages } from './fresh-messages.ts';
 import { type LiveEntry, LiveIndex, type NewLiveEntry } from './live-index.ts';
 import { MIGRATIONS } from './migrations.ts';
 import { OwnerLock } from './owner-lock.ts';
-import { type AgentRow, type EntryRow, parseQueueId, toAgent, toEntry } from './rows.ts';
-import { NO_TOPIC, type RateDelta, Tally } from './tally.ts';
 
 type Statement = Database.Statement;
 
@@ -1289,45 +1297,14 @@ export class SqliteStore implements Store {
     });
   }
 
-  private deadWhere(filter: DeadLetterFilter): { sql: string; params: (string | number)[] } {
-    const where = [`state = 'dead'`];
-    const params: (string | number)[] = [];
-
-    if (filter.topic !== undefined) {
-      where.push('topic = ?');
-      params.push(filter.topic);
-    }
-    if (filter.target !== undefined) {
-      // Fan-out copies keep "broadcast" as their target; their agent is the route key.
-      where.push(`(target = ? OR (route_kind = 'agent' AND route_key = ?))`);
-      params.push(filter.target, filter.target);
-    }
-    if (filter.reason !== undefined) {
-      where.push('reason = ?');
-      params.push(filter.reason);
-    }
-    if (filter.deadBefore !== undefined) {
-      where.push('dead_lettered_at <= ?');
-      params.push(filter.deadBefore);
-    }
-    if (filter.ids !== undefined) {
-      const ids = filter.ids.map(parseQueueId).filter((id): id is number => id !== null);
-      where.push(`queue_id IN (${ids.map(() => '?').join(', ') || 'NULL'})`);
-      params.push(...ids);
-    }
-
-    return { sql: where.join(' AND '), params };
-  }
-
   private deadCount(): number {
     return (this.sql(`SELECT value FROM counters WHERE name = 'dead'`).get() as { value: number })
       .value;
   }
 
   private filteredDeadCount(filter: DeadLetterFilter): number {
-    const where = this.deadWhere(filter);
-    const unfiltered = Object.values(filter).every((value) => value === undefined);
-    if (unfiltered) return this.deadCount();
+    const where = deadWhere(filter);
+    if (isUnfiltered(filter)) return this.deadCount();
     return (
       this.sql(`SELECT COUNT(*) AS n FROM entries WHERE ${where.sql}`).get(...where.params) as {
         n: number;
@@ -1337,7 +1314,7 @@ export class SqliteStore implements Store {
 
   async deadLetters(query: DeadLetterPageQuery): Promise<{ items: QueueEntry[]; total: number }> {
     return this.read(() => {
-      const where = this.deadWhere(query);
+      const where = deadWhere(query);
       const total = this.filteredDeadCount(query);
 
       let pageSql = where.sql;
@@ -1357,7 +1334,7 @@ export class SqliteStore implements Store {
 
   async requeue(options: RequeueOptions): Promise<RequeueOutcome> {
     const work = (tally: Tally): RequeueOutcome => {
-      const where = this.deadWhere(options.filter);
+      const where = deadWhere(options.filter);
       const page = this.sql(
         `SELECT e.*, EXISTS (SELECT 1 FROM agents a WHERE a.id = e.route_key) AS registered
          FROM entries e WHERE ${where.sql}
@@ -1472,7 +1449,7 @@ export class SqliteStore implements Store {
     now: number,
   ): Promise<{ purged: number; remaining: number }> {
     void now;
-    const where = this.deadWhere(filter);
+    const where = deadWhere(filter);
 
     if (dryRun) {
       return this.read(() => {
@@ -1695,56 +1672,4 @@ interface ClaimedRow {
   queue_id: number;
   attempts: number;
   message: string;
-}
-
-/**
- * The message is parsed only if someone reads it: a poll answer splices the stored text
- * (MESSAGE_JSON) and never needs the object. A class, so every delivery has one shape.
- */
-class StoredDelivery implements Delivery {
-  readonly queueId: string;
-  readonly [MESSAGE_JSON]: string;
-  private parsed: Message | undefined;
-
-  constructor(
-    queueId: number,
-    readonly attempt: number,
-    json: string,
-    readonly leaseExpiresAt: number,
-  ) {
-    this.queueId = String(queueId);
-    this[MESSAGE_JSON] = json;
-  }
-
-  get message(): Message {
-    this.parsed ??= JSON.parse(this[MESSAGE_JSON]) as Message;
-    return this.parsed;
-  }
-
-  /** What JSON.stringify sees: the delivery of the contract, not this class's fields. */
-  toJSON(): Delivery {
-    return {
-      queueId: this.queueId,
-      attempt: this.attempt,
-      leaseExpiresAt: this.leaseExpiresAt,
-      message: this.message,
-    };
-  }
-}
-
-/**
- * A record keyed by names that users choose (topics, agent types). Without a prototype, a
- * topic called "__proto__" is a key like any other instead of the object's prototype.
- */
-function dict<T>(): Record<string, T> {
-  return Object.create(null) as Record<string, T>;
-}
-
-function toDelivery(
-  queueId: number,
-  attempt: number,
-  json: string,
-  leaseExpiresAt: number,
-): Delivery {
-  return new StoredDelivery(queueId, attempt, json, leaseExpiresAt);
 }

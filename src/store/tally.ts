@@ -1,7 +1,7 @@
 // Counter deltas gathered while a transaction runs and written once at its end, so a batch of
 // a thousand entries costs a handful of counter updates instead of thousands.
 
-import type { EntryState, Stats } from '../../core/types.ts';
+import type { EntryState, Stats } from '../core/types.ts';
 
 export type CounterName = keyof Stats | 'queued' | 'inflight' | 'dead';
 
@@ -13,8 +13,7 @@ export interface RateDelta {
   delivered: number;
 }
 
-/** The field of an entry that its stored gauges are keyed by. Per-route and per-holder
- * counts live in the live index (live-index.ts), not in the file. */
+/** The field of an entry that its stored gauges are keyed by. */
 export interface GaugeKey {
   topic: string | null;
 }
@@ -63,14 +62,19 @@ export class Tally {
     this.counters.set(name, (this.counters.get(name) ?? 0) + by);
   }
 
-  /** An entry moves between states; null is "does not exist". */
-  move(entry: GaugeKey, from: EntryState | null, to: EntryState | null): void {
+  /**
+   * An entry moves between states; null is "does not exist". `route` ("type:analyst") is
+   * given by a store that keeps per-route gauges in its tables (PostgreSQL); the SQLite
+   * store counts routes in its live index instead.
+   */
+  move(entry: GaugeKey, from: EntryState | null, to: EntryState | null, route?: string): void {
     if (from === to) return;
 
     if (from !== null) this.count(COUNTER_OF[from], -1);
     if (to !== null) this.count(COUNTER_OF[to], 1);
 
     this.gauge('topic', entry.topic ?? NO_TOPIC, from, to);
+    if (route !== undefined) this.gauge('route', route, from, to);
   }
 
   /** Every gauge row a transaction touched, with its deltas. */

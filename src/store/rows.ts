@@ -1,14 +1,17 @@
-// Row shapes of the SQLite tables and their mapping to domain objects.
+// Row shapes of the entries and agents tables, which both dialects lay out alike, and their
+// mapping to domain objects.
 
 import type {
   Agent,
   AgentStatus,
   DeadLetterReason,
   DeadLetterRecord,
+  Delivery,
   EntryState,
   Message,
   QueueEntry,
-} from '../../core/types.ts';
+} from '../core/types.ts';
+import { MESSAGE_JSON } from '../core/types.ts';
 
 export interface AgentRow {
   id: string;
@@ -83,4 +86,56 @@ export function parseQueueId(queueId: string): number | null {
   if (!/^[1-9]\d{0,15}$/.test(queueId)) return null;
   const n = Number(queueId);
   return Number.isSafeInteger(n) ? n : null;
+}
+
+/**
+ * The message is parsed only if someone reads it: a poll answer splices the stored text
+ * (MESSAGE_JSON) and never needs the object. A class, so every delivery has one shape.
+ */
+class StoredDelivery implements Delivery {
+  readonly queueId: string;
+  readonly [MESSAGE_JSON]: string;
+  private parsed: Message | undefined;
+
+  constructor(
+    queueId: number,
+    readonly attempt: number,
+    json: string,
+    readonly leaseExpiresAt: number,
+  ) {
+    this.queueId = String(queueId);
+    this[MESSAGE_JSON] = json;
+  }
+
+  get message(): Message {
+    this.parsed ??= JSON.parse(this[MESSAGE_JSON]) as Message;
+    return this.parsed;
+  }
+
+  /** What JSON.stringify sees: the delivery of the contract, not this class's fields. */
+  toJSON(): Delivery {
+    return {
+      queueId: this.queueId,
+      attempt: this.attempt,
+      leaseExpiresAt: this.leaseExpiresAt,
+      message: this.message,
+    };
+  }
+}
+
+/**
+ * A record keyed by names that users choose (topics, agent types). Without a prototype, a
+ * topic called "__proto__" is a key like any other instead of the object's prototype.
+ */
+export function dict<T>(): Record<string, T> {
+  return Object.create(null) as Record<string, T>;
+}
+
+export function toDelivery(
+  queueId: number,
+  attempt: number,
+  json: string,
+  leaseExpiresAt: number,
+): Delivery {
+  return new StoredDelivery(queueId, attempt, json, leaseExpiresAt);
 }
