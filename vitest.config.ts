@@ -8,6 +8,7 @@ const POSTGRES_TESTS = [
   'test/engine/**/*.test.ts',
   'test/http/**/*.test.ts',
   'test/store/conformance.test.ts',
+  'test/store/postgres.test.ts',
   'test/e2e/crash-recovery.test.ts',
   'test/e2e/delivery.test.ts',
   'test/e2e/coordinators.test.ts',
@@ -26,7 +27,7 @@ export default defineConfig({
           name: 'sqlite',
           include: ['test/**/*.test.ts'],
           // Several coordinators on one database is what PostgreSQL is for.
-          exclude: ['test/e2e/coordinators.test.ts'],
+          exclude: ['test/e2e/coordinators.test.ts', 'test/store/postgres.test.ts'],
         },
       },
       {

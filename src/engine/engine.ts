@@ -140,6 +140,18 @@ export class SwarmEngine implements SwarmApi {
   /** Starts the background loops. */
   async start(): Promise<void> {
     await this.refreshPushRoutes();
+    // Another coordinator on the same database enqueued or requeued: wake our polls for it
+    // as our own enqueues would.
+    this.store.onReady?.((routes) => {
+      if (this.stopped) return;
+      this.waiters.notifyCounted(routes);
+      for (const route of routes.keys()) {
+        if (this.pushRoutes.has(route)) {
+          this.pokeDispatcher();
+          break;
+        }
+      }
+    });
     if (!this.loops) return;
 
     this.every(this.config.dispatchIntervalMs, () => this.dispatchTick());

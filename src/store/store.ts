@@ -175,6 +175,12 @@ export interface Store {
   /** How much disk the store takes, by file; null for a store that has no files. */
   fileSizes(): StoreFileSizes | null;
   close(): Promise<void>;
+  /**
+   * For stores that several coordinators share: `listener` hears of entries that became
+   * ready through another coordinator (route key "type:analyst" → how many), so the polls
+   * parked here wake for them too. A store only one process can open has no such news.
+   */
+  onReady?(listener: (routes: Map<string, number>) => void): void;
 
   // Agents
   upsertAgent(agent: Agent): Promise<Agent>;

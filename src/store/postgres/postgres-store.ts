@@ -8,6 +8,8 @@
 // rows; a deadlock PostgreSQL still reports (two enqueues of one message id from two nodes)
 // is retried.
 
+import { randomUUID } from 'node:crypto';
+
 import pg from 'pg';
 import { queueFull } from '../../core/errors.ts';
 import type { CycleSnapshot } from '../../core/escalation.ts';
@@ -74,6 +76,9 @@ const REQUEUE_SCAN_MAX = 10_000;
 /** A deadlock or serialization failure is tried again this many times in all. */
 const TX_TRIES = 3;
 const RETRY_CODES = new Set(['40P01', '40001']);
+/** NOTIFY payloads must stay under 8000 bytes: longer news goes in several. */
+const NOTIFY_BYTES = 7_000;
+const LISTEN_RETRY_MS = 1_000;
 /** Any number that names this project's migration lock among other advisory locks. */
 const MIGRATION_LOCK = 7_170_001;
 
@@ -155,8 +160,27 @@ export class PostgresStore implements Store {
   /** Wake-ups are for polls parked in this process, which began after it opened. */
   private readonly openedAt = Date.now();
   private closed = false;
+  /** Names this process in its own notifications, which it then ignores. */
+  private readonly node = randomUUID();
+  private readonly url: string;
+  private readonly warn: (message: string) => void;
+  private readyListener: ((routes: Map<string, number>) => void) | null = null;
+  private listener: pg.Client | null = null;
+  private listenTimer: NodeJS.Timeout | null = null;
+  /** The channel of this schema's news; found once the first connection says which it is. */
+  private channel: string | null = null;
+  private listening: Promise<void>;
+  private heardFirst: () => void = () => {};
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
+    this.url = url;
+    this.listening = new Promise((resolve) => {
+      this.heardFirst = resolve;
+    });
+    this.warn = (line) => {
+      if (options.warn === undefined) process.emitWarning(line);
+      else options.warn(line);
+    };
     this.pool = new pg.Pool({
       connectionString: url,
       max: options.poolSize ?? 10,
@@ -167,11 +191,103 @@ export class PostgresStore implements Store {
     });
     // An idle connection the server drops (a restart, a failover) must not end this process:
     // the pool replaces it, and the next request that needs the database sees the outage.
-    this.pool.on('error', (err) => {
-      const line = `PostgreSQL connection lost: ${err.message}`;
-      if (options.warn === undefined) process.emitWarning(line);
-      else options.warn(line);
+    this.pool.on('error', (err) => this.warn(`PostgreSQL connection lost: ${err.message}`));
+  }
+
+  /**
+   * Coordinators sharing this database tell each other, by NOTIFY in the transaction that
+   * made them, of entries ready now: the polls parked on another coordinator wake at once
+   * instead of at the end of their wait. Retries and delays that ripen later are found by
+   * every coordinator's sweep (becameReady reads the table), so they need no message.
+   */
+  onReady(listener: (routes: Map<string, number>) => void): void {
+    this.readyListener = listener;
+    void this.listen();
+  }
+
+  /** Resolves once news from other coordinators can be heard (after onReady). */
+  whenListening(): Promise<void> {
+    return this.listening;
+  }
+
+  private async listen(): Promise<void> {
+    if (this.closed || this.readyListener === null) return;
+
+    const client = new pg.Client({ connectionString: this.url, types: TYPES });
+    // Lost, it is opened again; meanwhile parked polls still end at their wait and claim.
+    const retry = () => {
+      if (this.listener !== client) return;
+      this.listener = null;
+      client.end().catch(() => {});
+      if (this.closed) return;
+      this.listenTimer = setTimeout(() => void this.listen(), LISTEN_RETRY_MS);
+      this.listenTimer.unref();
+    };
+    client.on('error', (err) => {
+      this.warn(`PostgreSQL notification connection lost: ${err.message}`);
+      retry();
     });
+    client.on('end', retry);
+    client.on('notification', (note) => this.heard(note.payload));
+    this.listener = client;
+
+    try {
+      await client.connect();
+      this.channel ??= await this.channelOf(client);
+      await client.query(`LISTEN "${this.channel}"`);
+      this.heardFirst();
+    } catch (err) {
+      this.warn(`cannot listen for other coordinators' enqueues: ${(err as Error).message}`);
+      retry();
+    }
+  }
+
+  /** One channel per schema: coordinators on other schemas of the database are not ours. */
+  private async channelOf(client: pg.Client | pg.Pool): Promise<string> {
+    const { rows } = await client.query<{ schema: string }>('SELECT current_schema() AS schema');
+    return `owokx_ready_${rows[0]?.schema ?? 'public'}`.slice(0, 63);
+  }
+
+  private heard(payload: string | undefined): void {
+    if (payload === undefined || this.readyListener === null) return;
+    let news: { node?: string; routes?: Record<string, number> };
+    try {
+      news = JSON.parse(payload);
+    } catch {
+      return;
+    }
+    if (news.node === this.node || typeof news.routes !== 'object' || news.routes === null) return;
+
+    const routes = new Map<string, number>();
+    for (const [route, count] of Object.entries(news.routes)) {
+      if (typeof count === 'number' && count > 0) routes.set(route, count);
+    }
+    if (routes.size > 0) this.readyListener(routes);
+  }
+
+  /** Tells the other coordinators, when this transaction commits, of entries ready now. */
+  private async announce(client: Client, routes: Map<string, number>): Promise<void> {
+    if (routes.size === 0) return;
+    this.channel ??= await this.channelOf(client);
+
+    let part: Record<string, number> = {};
+    let bytes = 0;
+    const parts: Record<string, number>[] = [part];
+    for (const [route, count] of routes) {
+      bytes += route.length * 3 + 16;
+      if (bytes > NOTIFY_BYTES) {
+        part = {};
+        parts.push(part);
+        bytes = route.length * 3 + 16;
+      }
+      part[route] = count;
+    }
+    for (const routesOfPart of parts) {
+      await this.query(client, 'SELECT pg_notify($1, $2)', [
+        this.channel,
+        JSON.stringify({ node: this.node, routes: routesOfPart }),
+      ]);
+    }
   }
 
   private async query<T>(
@@ -374,6 +490,10 @@ export class PostgresStore implements Store {
     // Writes already accepted into a group are committed, not dropped.
     await this.enqueues.settled();
     await this.acks.settled();
+    if (this.listenTimer !== null) clearTimeout(this.listenTimer);
+    const listener = this.listener;
+    this.listener = null;
+    await listener?.end().catch(() => {});
     await this.pool.end();
   }
 
@@ -887,6 +1007,20 @@ export class PostgresStore implements Store {
         }
       }
       tally.count('deduplicated', outcomes.filter((o) => o.duplicate).length);
+
+      const ready = new Map<string, number>();
+      for (const [i, id] of cols.id.entries()) {
+        if (
+          !inserted.has(id) ||
+          cols.state[i] === 'dead' ||
+          (cols.availableAt[i] as number) > now
+        ) {
+          continue;
+        }
+        const route = `${cols.kind[i]}:${cols.key[i]}`;
+        ready.set(route, (ready.get(route) ?? 0) + 1);
+      }
+      await this.announce(client, ready);
 
       // Hand each accepted call its own outcomes, in the order of its entries.
       let next = 0;
@@ -1434,6 +1568,13 @@ export class PostgresStore implements Store {
            WHERE e.queue_id = x.id`,
           [ids, histories, expiries, options.now],
         );
+        const ready = new Map<string, number>();
+        const requeued = new Set(ids);
+        for (const row of rows) {
+          if (!requeued.has(row.queue_id)) continue;
+          ready.set(routeOf(row), (ready.get(routeOf(row)) ?? 0) + 1);
+        }
+        await this.announce(db as Client, ready);
       }
 
       // What stays in the dead-letter queue afterwards; for a dry run, what would.

@@ -1,0 +1,77 @@
+// What only the PostgreSQL store does, so only the "postgres" test project runs it: news of
+// ready entries between coordinators that share one database.
+
+import { afterEach, expect, it } from 'vitest';
+
+import type { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import type { Store } from '../../src/store/store.ts';
+import { until } from '../e2e/helpers.ts';
+import { tempDir } from '../support/engine.ts';
+import { entry, NOW } from '../support/entries.ts';
+import { openTestStore } from '../support/stores.ts';
+
+const open: Store[] = [];
+
+afterEach(async () => {
+  for (const store of open.splice(0)) await store.close();
+});
+
+/** LISTEN runs on a connection of its own: wait until it is in place. */
+const listening = (store: Store) => (store as PostgresStore).whenListening();
+
+async function two(): Promise<[Store, Store]> {
+  const dir = tempDir();
+  const a = (await openTestStore(dir)).store;
+  const b = (await openTestStore(dir)).store;
+  open.push(a, b);
+  return [a, b];
+}
+
+it('tells the other coordinators, not itself, of entries an enqueue or a requeue made ready', async () => {
+  const [a, b] = await two();
+  const heardByA: Map<string, number>[] = [];
+  const heardByB: Map<string, number>[] = [];
+  a.onReady?.((routes) => heardByA.push(routes));
+  b.onReady?.((routes) => heardByB.push(routes));
+  await Promise.all([listening(a), listening(b)]);
+
+  await a.enqueue([entry(1), entry(2), { ...entry(3), availableAt: NOW + 60_000 }], NOW);
+  await until(
+    () => heardByB.length > 0,
+    5_000,
+    () => 'b heard nothing',
+  );
+  expect(heardByB[0]).toEqual(new Map([['type:worker', 2]]));
+
+  // A requeue through b is news for a.
+  const [leased] = await b.claim(
+    { agentId: 'w1', type: 'worker', capabilities: [] },
+    { limit: 1, leaseMs: 30_000, now: NOW },
+  );
+  await b.fail([leased?.queueId as string], { error: 'x', retry: false, now: NOW }, () => 0);
+  await b.requeue({ filter: {}, limit: 10, dryRun: false, now: NOW });
+  await until(
+    () => heardByA.length > 0,
+    5_000,
+    () => 'a heard nothing',
+  );
+  expect(heardByA[0]).toEqual(new Map([['type:worker', 1]]));
+
+  // Neither heard its own news.
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  expect(heardByA).toHaveLength(1);
+  expect(heardByB).toHaveLength(1);
+});
+
+it('keeps schemas apart: a coordinator on another schema hears nothing', async () => {
+  const [a] = await two();
+  const other = (await openTestStore(tempDir())).store;
+  open.push(other);
+  const heard: Map<string, number>[] = [];
+  other.onReady?.((routes) => heard.push(routes));
+  await listening(other);
+
+  await a.enqueue([entry(1)], NOW);
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  expect(heard).toEqual([]);
+});
