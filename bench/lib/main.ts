@@ -77,8 +77,13 @@ export async function runBenchmark(argv: string[], io: BenchIo): Promise<number>
 
   try {
     if (options.baseUrl === null) {
-      note('Starting a coordinator on a temporary SQLite store...');
+      note(
+        options.databaseUrl === null
+          ? 'Starting a coordinator on a temporary SQLite store...'
+          : 'Starting a coordinator on a fresh schema of the PostgreSQL database...',
+      );
       server = await startServer({
+        databaseUrl: options.databaseUrl,
         nodeArgs: options.serverNodeArgs,
         env: options.serverEnv,
         keep: options.keep,
@@ -187,6 +192,7 @@ function workload(options: Readonly<BenchOptions>): WorkloadConfig {
     // costs are not the default's, so it is never compared with the default's records.
     serverTuned: options.serverNodeArgs.length > 0 || Object.keys(options.serverEnv).length > 0,
     plainClient: options.plainClient,
+    ...(options.databaseUrl === null ? {} : { store: 'postgres' as const }),
   };
 }
 

@@ -40,6 +40,8 @@ export interface BenchOptions {
   warmupMs: number;
   /** A measured server, or null to start our own. */
   baseUrl: string | null;
+  /** Our own server on this PostgreSQL database (a schema of its own), not on SQLite. */
+  databaseUrl: string | null;
   token: string | null;
   json: boolean;
   out: string | null;
@@ -149,6 +151,10 @@ function buildCommand(): Command {
       intIn('--warmup-ms', 0, 600_000),
     )
     .option('--base-url <url>', 'measure a running server instead of starting one')
+    .option(
+      '--database-url <url>',
+      'run our own server on this PostgreSQL database (postgres://…), in a schema of its own',
+    )
     .option('--token <token>', 'trade token for --base-url (default OWOKX_API_TOKEN_TRADE)')
     .option('--json', 'print the JSON report on stdout', false)
     .option('--out <file>', 'also write the JSON report to a file')
@@ -185,6 +191,7 @@ interface RawFlags {
   warmup?: number;
   warmupMs?: number;
   baseUrl?: string;
+  databaseUrl?: string;
   token?: string;
   json: boolean;
   out?: string;
@@ -251,13 +258,18 @@ export function parseOptions(argv: string[], ctx: ParseContext): ParseOutcome {
     return usage('--rate is open loop and sends on a schedule; it does not take --concurrency');
   }
 
+  if (flags.databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(flags.databaseUrl)) {
+    return usage(`--database-url must be a postgres:// URL (got "${flags.databaseUrl}")`);
+  }
+
   const ownServerOnly =
+    flags.databaseUrl !== undefined ||
     flags.serverNodeArgs !== '' ||
     Object.keys(flags.serverEnv).length > 0 ||
     flags.profile !== undefined;
   if (baseUrl !== null && ownServerOnly) {
     return usage(
-      '--server-node-args, --server-env and --profile apply to our own server, not --base-url',
+      '--database-url, --server-node-args, --server-env and --profile apply to our own server, not --base-url',
     );
   }
 
@@ -291,6 +303,7 @@ export function parseOptions(argv: string[], ctx: ParseContext): ParseOutcome {
     // msg/s against 5,100-5,600 after ten, same code, minutes apart).
     warmupMs: flags.warmupMs ?? (baseUrl === null && flags.warmup !== 0 ? 10_000 : 0),
     baseUrl,
+    databaseUrl: flags.databaseUrl ?? null,
     token,
     json: flags.json,
     out: flags.out ?? null,

@@ -163,7 +163,7 @@ export function renderReport(report: BenchReport, colour: boolean): string {
       : `single enqueue (${cfg.rate === null ? `${cfg.concurrency} senders` : 'one request each'})`;
   const load = cfg.rate === null ? 'closed loop' : `open loop at ${int(cfg.rate)} msg/s`;
   const where = cfg.ownServer
-    ? `own server (temporary SQLite) at ${cfg.baseUrl}`
+    ? `own server (${cfg.store === 'postgres' ? 'fresh PostgreSQL schema' : 'temporary SQLite'}) at ${cfg.baseUrl}`
     : `server at ${cfg.baseUrl}`;
 
   lines.push(c.bold('Swarm benchmark'));

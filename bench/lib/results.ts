@@ -34,6 +34,8 @@ export interface WorkloadConfig {
   serverTuned?: boolean;
   /** Enqueues went through SwarmClient (--plain-client), a dearer client. */
   plainClient?: boolean;
+  /** Our own server's store; absent in older records, which were all on SQLite. */
+  store?: 'sqlite' | 'postgres';
 }
 
 export interface RecordedReport {
@@ -139,6 +141,7 @@ export function workloadSlug(c: WorkloadConfig): string {
   if (!c.ownServer) parts.push('remote');
   if (c.serverTuned === true) parts.push('tuned');
   if (c.plainClient === true) parts.push('plain');
+  if (c.store === 'postgres') parts.push('postgres');
   return parts.join('-');
 }
 

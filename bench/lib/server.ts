@@ -1,6 +1,7 @@
 // Our own coordinator, for a benchmark that runs on a fresh clone: a child process on a free
-// loopback port with a SQLite store in a temporary directory, tokens we generate, and a
-// /proc view of its memory and CPU. It is the real `swarmctl serve`, started as an operator
+// loopback port with a SQLite store in a temporary directory (or, with --database-url, a
+// fresh schema of that PostgreSQL database), tokens we generate, and a /proc view of its
+// memory and CPU. It is the real `swarmctl serve`, started as an operator
 // would start it, so what we measure is what ships.
 
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -9,6 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+
+import pg from 'pg';
 import { bundleServer } from '../../scripts/bundle.ts';
 import { SwarmClient } from '../../src/client/index.ts';
 import { packageRoot } from '../../src/core/package-root.ts';
@@ -56,6 +59,8 @@ export interface StartOptions {
   keep: boolean;
   /** Where each line of the server's output goes as well, for --verbose debugging. */
   onLine?: (line: string) => void;
+  /** A postgres:// URL: the server runs on a schema of its own there, dropped afterwards. */
+  databaseUrl?: string | null;
 }
 
 /** A port the kernel just handed out; the tiny race with another binder is acceptable here. */
@@ -89,6 +94,11 @@ export async function startServer(options: StartOptions): Promise<OwnServer> {
   const entry = options.fromSource
     ? ['--import', 'tsx', 'src/cli/main.ts']
     : [await bundleServer(path.join('.tmp', `bench-server-${process.pid}-${port}.mjs`))];
+  const schema = `owokx_bench_${process.pid}_${port}`;
+  const db =
+    options.databaseUrl == null
+      ? `sqlite:${path.join(dataDir, 'swarm.db')}`
+      : await createSchema(options.databaseUrl, schema);
   const args = [
     ...options.nodeArgs,
     ...entry,
@@ -98,7 +108,7 @@ export async function startServer(options: StartOptions): Promise<OwnServer> {
     '--port',
     String(port),
     '--db',
-    `sqlite:${path.join(dataDir, 'swarm.db')}`,
+    db,
     '--data-dir',
     dataDir,
     '--log-level',
@@ -185,6 +195,9 @@ export async function startServer(options: StartOptions): Promise<OwnServer> {
       await stopChild(child, exitPromise, () => hasExited);
       process.removeListener('exit', killOnExit);
       removeFiles();
+      if (options.databaseUrl != null && !options.keep) {
+        await dropSchema(options.databaseUrl, schema);
+      }
     },
   };
 
@@ -200,6 +213,32 @@ export async function startServer(options: StartOptions): Promise<OwnServer> {
   }
 
   return server;
+}
+
+/** Creates `schema` in the database and answers the URL that puts the server in it. */
+async function createSchema(databaseUrl: string, schema: string): Promise<string> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query(`CREATE SCHEMA ${schema}`);
+  } finally {
+    await client.end();
+  }
+  const url = new URL(databaseUrl);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return url.toString();
+}
+
+async function dropSchema(databaseUrl: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  try {
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+  } catch (err) {
+    process.stderr.write(`warning: could not drop schema ${schema}: ${(err as Error).message}\n`);
+  } finally {
+    await client.end().catch(() => {});
+  }
 }
 
 /** pino writes numeric levels: 40 warn, 50 error, 60 fatal. Plain text counts if it says so. */

@@ -105,20 +105,23 @@ export function verdicts(input: VerdictInput): Verdict[] {
   }
 
   // A server measured with --base-url is not ours to tell apart: on this machine, it is "other".
+  // So is PostgreSQL, whose processes do the store's work for our own server.
   const remote = input.serverWarnings === null;
+  const postgres = input.config.store === 'postgres';
   const timeable = runs.every((r) => r.deliveryMs >= OTHER_CPU_MIN_RUN_MS);
   if (
     timeable &&
     summary.avgOtherCpuPercent !== null &&
     summary.avgOtherCpuPercent > OTHER_CPU_LIMIT
   ) {
+    const used = `Other processes used ${pct(summary.avgOtherCpuPercent)} of a core during the runs`;
     out.push({
-      level: remote ? 'info' : 'warn',
+      level: remote || postgres ? 'info' : 'warn',
       text: remote
-        ? `Other processes used ${pct(summary.avgOtherCpuPercent)} of a core during the runs; ` +
-          'with --base-url that includes the server being measured when it runs on this machine.'
-        : `Other processes used ${pct(summary.avgOtherCpuPercent)} of a core during the runs: ` +
-          'the machine was not idle, so these numbers understate it. Rerun on a quiet machine.',
+        ? `${used}; with --base-url that includes the server being measured when it runs on this machine.`
+        : postgres
+          ? `${used}; with --database-url that includes PostgreSQL when it runs on this machine.`
+          : `${used}: the machine was not idle, so these numbers understate it. Rerun on a quiet machine.`,
     });
   }
 

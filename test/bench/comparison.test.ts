@@ -209,10 +209,15 @@ describe('the comparison with the last recorded run', () => {
     });
   });
 
-  it('keeps a profiled or re-tuned server, and the plain client, apart from the default', () => {
+  it('keeps a profiled or re-tuned server, the plain client and PostgreSQL apart from the default', () => {
     record({ avgThroughputPerSecond: 8000, relativeServerCost: 1.5 });
 
-    for (const changed of [{ serverTuned: true }, { plainClient: true }]) {
+    const changes: Partial<WorkloadConfig>[] = [
+      { serverTuned: true },
+      { plainClient: true },
+      { store: 'postgres' },
+    ];
+    for (const changed of changes) {
       expect(anyComparison({ ...WORKLOAD, ...changed })).toBeNull();
     }
     // Records from before these keys existed are the default workload.

@@ -58,4 +58,17 @@ describe('bench', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--messages');
   });
+
+  it('takes only a postgres:// URL for --database-url, and not with --base-url', async () => {
+    const bad = await swarmctl(['bench', '--database-url', 'sqlite:/tmp/x.db']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--database-url must be a postgres:// URL');
+
+    const both = await swarmctl(
+      ['bench', '--base-url', 'http://127.0.0.1:1', '--database-url', 'postgres://h/db'],
+      { env: { OWOKX_API_TOKEN_TRADE: 'x' } },
+    );
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain('apply to our own server, not --base-url');
+  });
 });
