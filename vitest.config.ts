@@ -9,6 +9,7 @@ const POSTGRES_TESTS = [
   'test/http/**/*.test.ts',
   'test/store/conformance.test.ts',
   'test/store/postgres.test.ts',
+  'test/store/postgres-outage.test.ts',
   'test/e2e/crash-recovery.test.ts',
   'test/e2e/delivery.test.ts',
   'test/e2e/coordinators.test.ts',
@@ -27,7 +28,11 @@ export default defineConfig({
           name: 'sqlite',
           include: ['test/**/*.test.ts'],
           // Several coordinators on one database is what PostgreSQL is for.
-          exclude: ['test/e2e/coordinators.test.ts', 'test/store/postgres.test.ts'],
+          exclude: [
+            'test/e2e/coordinators.test.ts',
+            'test/store/postgres.test.ts',
+            'test/store/postgres-outage.test.ts',
+          ],
         },
       },
       {

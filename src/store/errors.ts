@@ -3,7 +3,7 @@
 
 import { isSwarmError, SwarmError } from '../core/errors.ts';
 
-const UNAVAILABLE = new Set([
+const UNAVAILABLE = [
   // SQLite: another writer holds the lock past busy_timeout, the disk is full or gone.
   'SQLITE_BUSY',
   'SQLITE_LOCKED',
@@ -11,23 +11,38 @@ const UNAVAILABLE = new Set([
   'SQLITE_IOERR',
   'SQLITE_CANTOPEN',
   'SQLITE_READONLY',
-  // PostgreSQL: connection failures and server shutdown.
+  // The network between us and PostgreSQL.
   'ECONNREFUSED',
   'ECONNRESET',
-  '57P01',
-  '57P03',
-  '53300',
-  '08006',
-  '08001',
-]);
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  // PostgreSQL: connection exceptions (08…), insufficient resources (53…: disk full, out of
+  // memory, too many connections), shutdown and restart (57P01-57P03).
+  '08',
+  '53',
+  '57P0',
+];
+
+// node-postgres reports a connection that ends mid-query, and a pool that cannot connect in
+// time, with no code at all.
+const UNAVAILABLE_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Cannot use a pool after calling end/i;
 
 export function mapDriverError(err: unknown): Error {
   if (isSwarmError(err)) return err;
 
   const code = (err as { code?: unknown })?.code;
-  if (typeof code === 'string' && [...UNAVAILABLE].some((c) => code.startsWith(c))) {
+  const message = err instanceof Error ? err.message : '';
+  if (
+    (typeof code === 'string' && UNAVAILABLE.some((c) => code.startsWith(c))) ||
+    UNAVAILABLE_MESSAGES.test(message)
+  ) {
     return new SwarmError('unavailable', 'the store is unavailable; retry shortly', [
-      { message: code },
+      { message: typeof code === 'string' ? code : message },
     ]);
   }
 

