@@ -3,10 +3,10 @@
 // (state 'inflight'), claims take rows with FOR UPDATE SKIP LOCKED so two coordinators never
 // lease the same entry, and the counters and gauges change in the transaction they count.
 //
-// Locks are always taken in one order, entries, then counters, then gauges, then rate buckets,
-// each set sorted by key, so two writers wait for each other but never deadlock on these
-// rows; a deadlock PostgreSQL still reports (two enqueues of one message id from two nodes)
-// is retried.
+// Locks are taken in one order, agents, then entries, then counters, then gauges, then the
+// rate bucket, each set sorted by key, so two writers wait for each other but do not
+// deadlock on these rows; a deadlock PostgreSQL still reports (two enqueues of one message
+// id through two coordinators at once) is retried.
 
 import { randomUUID } from 'node:crypto';
 
@@ -845,6 +845,27 @@ export class PostgresStore implements Store {
     return this.tx(now, async (client, tally) => {
       const results: JobResult<EnqueueOutcome[]>[] = [];
 
+      // A direct target must be registered now; FOR KEY SHARE keeps it so until this commits
+      // (a removal waits, then finds these entries and dead-letters them) without holding up
+      // its heartbeats. Taken before the counters: agents, then entries, then counters is
+      // the order every writer locks in.
+      const direct = [
+        ...new Set(
+          jobs.flatMap((job) =>
+            job.entries.filter((entry) => entry.requireRegistered).map((entry) => entry.routeKey),
+          ),
+        ),
+      ].sort();
+      const registered = new Set<string>();
+      if (direct.length > 0) {
+        const rows = await this.query<{ id: string }>(
+          client,
+          'SELECT id FROM agents WHERE id = ANY($1::text[]) ORDER BY id COLLATE "C" FOR KEY SHARE',
+          [direct],
+        );
+        for (const row of rows) registered.add(row.id);
+      }
+
       // Backpressure, checked and reserved in one step: every counter row is locked, in key
       // order, until this commit, so no other writer's reading can pass on the same depth.
       let depth = 0;
@@ -882,21 +903,6 @@ export class PostgresStore implements Store {
           [keys],
         );
         for (const row of rows) live.set(row.dedupe_key, row.queue_id);
-      }
-
-      // A direct target must be registered now; FOR SHARE keeps it so until this commits, so a
-      // removal that follows finds these entries and dead-letters them.
-      const direct = [
-        ...new Set(all.filter(({ entry }) => entry.requireRegistered).map((a) => a.entry.routeKey)),
-      ];
-      const registered = new Set<string>();
-      if (direct.length > 0) {
-        const rows = await this.query<{ id: string }>(
-          client,
-          'SELECT id FROM agents WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE',
-          [direct],
-        );
-        for (const row of rows) registered.add(row.id);
       }
 
       const [ids] = await this.query<{ ids: number[] }>(
@@ -1514,6 +1520,25 @@ export class PostgresStore implements Store {
         const last = batch[batch.length - 1];
         if (last === undefined || batch.length < REQUEUE_PAGE) break;
         after = { at: last.dead_lettered_at ?? 0, id: last.queue_id };
+      }
+
+      // A real requeue holds the direct targets it found registered until it commits, so a
+      // removal cannot slip between the check and the requeue and strand their messages.
+      if (!options.dryRun) {
+        const targets = [
+          ...new Set(rows.filter((row) => row.route_kind === 'agent').map((row) => row.route_key)),
+        ].sort();
+        if (targets.length > 0) {
+          const held = await this.query<{ id: string }>(
+            db,
+            'SELECT id FROM agents WHERE id = ANY($1::text[]) ORDER BY id COLLATE "C" FOR KEY SHARE',
+            [targets],
+          );
+          const present = new Set(held.map((row) => row.id));
+          for (const row of rows) {
+            if (row.route_kind === 'agent') row.registered = present.has(row.route_key);
+          }
+        }
       }
 
       const outcome: RequeueOutcome = { requeued: [], skipped: [], remaining: 0 };
