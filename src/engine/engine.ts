@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 
 import type { Config } from '../config.ts';
 import { backoffDelay } from '../core/backoff.ts';
-import { invalidRequest, notFound, SwarmError } from '../core/errors.ts';
+import { invalidRequest, isSwarmError, notFound, SwarmError } from '../core/errors.ts';
 import { type ParsedTarget, parseTarget } from '../core/targets.ts';
 import type {
   Agent,
@@ -177,11 +177,26 @@ export class SwarmEngine implements SwarmApi {
 
   private every(ms: number, task: () => Promise<unknown>): void {
     let busy = false;
+    // A store that is away (a PostgreSQL restart) fails every pass, four times a second for
+    // the sweep: say so once, and once more when it answers again, not at every pass.
+    let unavailable = false;
     const timer = setInterval(() => {
       if (busy || this.stopped) return;
       busy = true;
       task()
-        .catch((err) => this.log.error({ err }, 'background task failed'))
+        .then(() => {
+          if (!unavailable) return;
+          unavailable = false;
+          this.log.info('the store answers again: background tasks resumed');
+        })
+        .catch((err) => {
+          if (!isSwarmError(err) || err.code !== 'unavailable') {
+            this.log.error({ err }, 'background task failed');
+          } else if (!unavailable) {
+            unavailable = true;
+            this.log.warn({ err }, 'the store is unavailable: background tasks wait for it');
+          }
+        })
         .finally(() => {
           busy = false;
         });

