@@ -2,7 +2,7 @@
 // PostgreSQL store numbers ($1, $2, …) before it sends the text.
 
 import { parseQueueId } from './rows.ts';
-import type { DeadLetterFilter } from './store.ts';
+import type { AgentFilter, DeadLetterFilter } from './store.ts';
 
 export interface Where {
   sql: string;
@@ -42,4 +42,34 @@ export function deadWhere(filter: DeadLetterFilter): Where {
 /** No field of the filter is set: every dead letter matches. */
 export function isUnfiltered(filter: DeadLetterFilter): boolean {
   return Object.values(filter).every((value) => value === undefined);
+}
+
+/**
+ * The agent listing as SQL: `count` for the total the filter matches, `page` for the page
+ * after `afterId` (ordered by id, limit appended by the caller). Each is '' or "WHERE …".
+ */
+export function agentWhere(filter: AgentFilter): { count: Where; page: Where } {
+  const where: string[] = [];
+  const params: (string | number)[] = [];
+  if (filter.type !== undefined) {
+    where.push('type = ?');
+    params.push(filter.type);
+  }
+  if (filter.status !== undefined) {
+    where.push('status = ?');
+    params.push(filter.status);
+  }
+  if (filter.stale !== undefined) {
+    where.push(filter.stale ? 'last_heartbeat < ?' : 'last_heartbeat >= ?');
+    params.push(filter.staleBefore);
+  }
+
+  const page = [...where];
+  const pageParams = [...params];
+  if (filter.afterId !== undefined) {
+    page.push('id > ?');
+    pageParams.push(filter.afterId);
+  }
+  const sql = (clauses: string[]) => (clauses.length === 0 ? '' : `WHERE ${clauses.join(' AND ')}`);
+  return { count: { sql: sql(where), params }, page: { sql: sql(page), params: pageParams } };
 }

@@ -12,6 +12,8 @@ import type {
   QueueEntry,
 } from '../core/types.ts';
 import { MESSAGE_JSON } from '../core/types.ts';
+import type { AuditRecord } from '../engine/contract.ts';
+import type { AgentCounts } from './store.ts';
 
 export interface AgentRow {
   id: string;
@@ -138,4 +140,81 @@ export function toDelivery(
   leaseExpiresAt: number,
 ): Delivery {
   return new StoredDelivery(queueId, attempt, json, leaseExpiresAt);
+}
+
+/** One group of the agent tally: agents of one type and status, stale or not. */
+export interface AgentCountRow {
+  type: string;
+  status: string;
+  /** SQLite answers 0 or 1, PostgreSQL a boolean. */
+  stale: number | boolean;
+  n: number;
+}
+
+export function toAgentCounts(rows: AgentCountRow[]): AgentCounts {
+  const counts: AgentCounts = { total: 0, stale: 0, live: 0, byType: dict(), byStatus: dict() };
+  for (const row of rows) {
+    counts.total += row.n;
+    if (row.stale) counts.stale += row.n;
+    else if (row.status !== 'offline') counts.live += row.n;
+    counts.byType[row.type] = (counts.byType[row.type] ?? 0) + row.n;
+    counts.byStatus[row.status] = (counts.byStatus[row.status] ?? 0) + row.n;
+  }
+  return counts;
+}
+
+/** Subscriptions by topic, from rows in topic order. */
+export function toSubscriptions(
+  rows: { topic: string; agent_id: string }[],
+): Record<string, string[]> {
+  const byTopic = dict<string[]>();
+  for (const row of rows) {
+    const agents = byTopic[row.topic] ?? [];
+    agents.push(row.agent_id);
+    byTopic[row.topic] = agents;
+  }
+  return byTopic;
+}
+
+export interface AuditRow {
+  id: number;
+  at: number;
+  scope: AuditRecord['scope'];
+  token_name: string;
+  action: string;
+  parameters: string;
+  result: string;
+}
+
+export function toAuditRecord(row: AuditRow): AuditRecord {
+  return {
+    id: String(row.id),
+    at: row.at,
+    timestamp: new Date(row.at).toISOString(),
+    scope: row.scope,
+    tokenName: row.token_name,
+    action: row.action,
+    parameters: JSON.parse(row.parameters),
+    result: JSON.parse(row.result),
+  };
+}
+
+/**
+ * What a requeue writes for a dead letter: its history with this dead-lettering added, and a
+ * fresh TTL from now for a message that has one — otherwise a requeued expired message would
+ * expire again on the next sweep.
+ */
+export function requeued(
+  row: EntryRow,
+  now: number,
+): { history: string; expiresAt: number | null } {
+  const history: DeadLetterRecord[] = row.history === null ? [] : JSON.parse(row.history);
+  history.push({
+    reason: row.reason as DeadLetterReason,
+    deadLetteredAt: row.dead_lettered_at ?? now,
+    lastError: row.last_error,
+    attempts: row.attempts,
+  });
+  const ttlMs = (JSON.parse(row.message) as { ttlMs?: number }).ttlMs;
+  return { history: JSON.stringify(history), expiresAt: ttlMs === undefined ? null : now + ttlMs };
 }

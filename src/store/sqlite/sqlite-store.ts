@@ -18,7 +18,6 @@ import type {
   Agent,
   AgentStatus,
   DeadLetterReason,
-  DeadLetterRecord,
   Delivery,
   QueueEntry,
   Stats,
@@ -27,15 +26,21 @@ import type {
 import { STAT_NAMES } from '../../core/types.ts';
 import type { AuditRecord } from '../../engine/contract.ts';
 import { mapDriverError } from '../errors.ts';
-import { deadWhere, isUnfiltered } from '../filters.ts';
+import { agentWhere, deadWhere, isUnfiltered } from '../filters.ts';
 import {
+  type AgentCountRow,
   type AgentRow,
+  type AuditRow,
   dict,
   type EntryRow,
   parseQueueId,
+  requeued,
   toAgent,
+  toAgentCounts,
+  toAuditRecord,
   toDelivery,
   toEntry,
+  toSubscriptions,
 } from '../rows.ts';
 import type {
   AgentCounts,
@@ -613,39 +618,16 @@ export class SqliteStore implements Store {
 
   async listAgents(filter: AgentFilter): Promise<{ items: Agent[]; total: number }> {
     return this.read(() => {
-      const where: string[] = [];
-      const params: (string | number)[] = [];
-
-      if (filter.type !== undefined) {
-        where.push('type = ?');
-        params.push(filter.type);
-      }
-      if (filter.status !== undefined) {
-        where.push('status = ?');
-        params.push(filter.status);
-      }
-      if (filter.stale !== undefined) {
-        where.push(filter.stale ? 'last_heartbeat < ?' : 'last_heartbeat >= ?');
-        params.push(filter.staleBefore);
-      }
-
-      const whereSql = where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`;
+      const { count, page } = agentWhere(filter);
       const total = (
-        this.sql(`SELECT COUNT(*) AS n FROM agents ${whereSql}`).get(...params) as { n: number }
+        this.sql(`SELECT COUNT(*) AS n FROM agents ${count.sql}`).get(...count.params) as {
+          n: number;
+        }
       ).n;
-
-      const pageWhere = [...where];
-      const pageParams = [...params];
-      if (filter.afterId !== undefined) {
-        pageWhere.push('id > ?');
-        pageParams.push(filter.afterId);
-      }
-      const pageSql = pageWhere.length === 0 ? '' : `WHERE ${pageWhere.join(' AND ')}`;
-      const rows = this.sql(`SELECT * FROM agents ${pageSql} ORDER BY id LIMIT ?`).all(
-        ...pageParams,
+      const rows = this.sql(`SELECT * FROM agents ${page.sql} ORDER BY id LIMIT ?`).all(
+        ...page.params,
         filter.limit,
       ) as AgentRow[];
-
       return { items: rows.map(toAgent), total };
     });
   }
@@ -659,28 +641,14 @@ export class SqliteStore implements Store {
   }
 
   async agentCounts(staleBefore: number): Promise<AgentCounts> {
-    return this.read(() => {
-      const rows = this.sql(
-        `SELECT type, status, last_heartbeat < ? AS stale, COUNT(*) AS n
-         FROM agents GROUP BY type, status, stale`,
-      ).all(staleBefore) as { type: string; status: string; stale: number; n: number }[];
-
-      const counts: AgentCounts = {
-        total: 0,
-        stale: 0,
-        live: 0,
-        byType: dict(),
-        byStatus: dict(),
-      };
-      for (const row of rows) {
-        counts.total += row.n;
-        if (row.stale) counts.stale += row.n;
-        else if (row.status !== 'offline') counts.live += row.n;
-        counts.byType[row.type] = (counts.byType[row.type] ?? 0) + row.n;
-        counts.byStatus[row.status] = (counts.byStatus[row.status] ?? 0) + row.n;
-      }
-      return counts;
-    });
+    return this.read(() =>
+      toAgentCounts(
+        this.sql(
+          `SELECT type, status, last_heartbeat < ? AS stale, COUNT(*) AS n
+           FROM agents GROUP BY type, status, stale`,
+        ).all(staleBefore) as AgentCountRow[],
+      ),
+    );
   }
 
   async removeAgents(
@@ -818,13 +786,7 @@ export class SqliteStore implements Store {
             ).all(topic)
       ) as { topic: string; agent_id: string }[];
 
-      const byTopic = dict<string[]>();
-      for (const row of rows) {
-        const agents = byTopic[row.topic] ?? [];
-        agents.push(row.agent_id);
-        byTopic[row.topic] = agents;
-      }
-      return byTopic;
+      return toSubscriptions(rows);
     });
   }
 
@@ -1392,28 +1354,14 @@ export class SqliteStore implements Store {
         outcome.requeued.push(String(row.queue_id));
         if (options.dryRun) continue;
 
-        const history: DeadLetterRecord[] = row.history === null ? [] : JSON.parse(row.history);
-        history.push({
-          reason: row.reason as DeadLetterReason,
-          deadLetteredAt: row.dead_lettered_at ?? options.now,
-          lastError: row.last_error,
-          attempts: row.attempts,
-        });
-
-        // A fresh budget: attempts from zero and, for messages with a TTL, a fresh TTL from
-        // now — otherwise a requeued expired message would expire again on the next sweep.
-        const ttlMs = (JSON.parse(row.message) as { ttlMs?: number }).ttlMs;
+        // A fresh budget: attempts from zero, and a fresh TTL (see requeued()).
+        const { history, expiresAt } = requeued(row, options.now);
         this.sql(
           `UPDATE entries SET state = 'pending', attempts = 0, available_at = ?, reason = NULL,
              dead_lettered_at = NULL, history = ?, expires_at = ?, assigned_to = NULL,
              lease_expires_at = NULL
            WHERE queue_id = ?`,
-        ).run(
-          options.now,
-          JSON.stringify(history),
-          ttlMs === undefined ? null : options.now + ttlMs,
-          row.queue_id,
-        );
+        ).run(options.now, history, expiresAt, row.queue_id);
         tally.move(row, 'dead', 'pending');
         tally.count('requeued');
         tally.afterCommit.push(() =>
@@ -1425,7 +1373,7 @@ export class SqliteStore implements Store {
               priority: row.priority,
               topic: row.topic,
               availableAt: options.now,
-              expiresAt: ttlMs === undefined ? null : options.now + ttlMs,
+              expiresAt,
             },
             options.now,
           ),
@@ -1599,29 +1547,8 @@ export class SqliteStore implements Store {
       const before = beforeId === undefined ? null : parseQueueId(beforeId);
       const rows = this.sql(
         `SELECT * FROM audit WHERE (? IS NULL OR id < ?) ORDER BY id DESC LIMIT ?`,
-      ).all(before, before, limit) as {
-        id: number;
-        at: number;
-        scope: AuditRecord['scope'];
-        token_name: string;
-        action: string;
-        parameters: string;
-        result: string;
-      }[];
-
-      return {
-        items: rows.map((row) => ({
-          id: String(row.id),
-          at: row.at,
-          timestamp: new Date(row.at).toISOString(),
-          scope: row.scope,
-          tokenName: row.token_name,
-          action: row.action,
-          parameters: JSON.parse(row.parameters),
-          result: JSON.parse(row.result),
-        })),
-        total,
-      };
+      ).all(before, before, limit) as AuditRow[];
+      return { items: rows.map(toAuditRecord), total };
     });
   }
 
