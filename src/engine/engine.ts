@@ -239,10 +239,9 @@ export class SwarmEngine implements SwarmApi {
 
   async queueSummary(): Promise<QueueSummary> {
     const now = this.clock.now();
-    const [gauges, byTopic, stats] = await Promise.all([
-      this.store.gauges(now),
+    const [{ gauges, stats }, byTopic] = await Promise.all([
+      this.store.counts(now),
       this.store.byTopic(),
-      this.store.stats(),
     ]);
     return { ...queueGauges(gauges, now), byTopic, stats };
   }

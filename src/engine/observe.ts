@@ -55,10 +55,9 @@ export class Observer {
 
   async metrics(): Promise<SwarmMetrics> {
     const now = this.clock.now();
-    const [counts, gauges, stats, window, recent, dispatch] = await Promise.all([
+    const [counts, { gauges, stats }, window, recent, dispatch] = await Promise.all([
       this.store.agentCounts(this.staleBefore(now)),
-      this.store.gauges(now),
-      this.store.stats(),
+      this.store.counts(now),
       this.store.rates(now - this.config.rateWindowMs),
       this.store.rates(now - PER_SEC_WINDOW_MS),
       this.dispatchStatus(),
@@ -131,10 +130,9 @@ export class Observer {
       };
     }
 
-    const [counts, gauges, stats, window, routes, live, dispatch] = await Promise.all([
+    const [counts, { gauges, stats }, window, routes, live, dispatch] = await Promise.all([
       this.store.agentCounts(this.staleBefore(now)),
-      this.store.gauges(now),
-      this.store.stats(),
+      this.store.counts(now),
       this.store.rates(now - this.config.rateWindowMs),
       this.store.routeCounts(),
       this.store.liveAgents(this.staleBefore(now)),

@@ -273,6 +273,11 @@ export interface Store {
     upTo: number,
   ): Promise<{ kind: TargetKind; key: string; count: number }[]>;
   gauges(now: number): Promise<Gauges>;
+  /**
+   * The gauges and the stats read at one instant, so the conservation equation holds between
+   * them: two separate reads of a store others write to can each be right and disagree.
+   */
+  counts(now: number): Promise<{ gauges: Gauges; stats: Stats }>;
   byTopic(): Promise<Record<string, TopicGauges>>;
   routeCounts(): Promise<RouteCount[]>;
   stats(): Promise<Stats>;

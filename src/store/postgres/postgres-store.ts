@@ -1657,30 +1657,37 @@ export class PostgresStore implements Store {
   }
 
   async gauges(now: number): Promise<Gauges> {
+    return (await this.counts(now)).gauges;
+  }
+
+  async stats(): Promise<Stats> {
+    return (await this.counts(Date.now())).stats;
+  }
+
+  /** One statement, so one snapshot: the counters and the gauges of the same commits. */
+  async counts(now: number): Promise<{ gauges: Gauges; stats: Stats }> {
     const [row] = await this.read((db) =>
-      this.query<{
-        queued: number;
-        inflight: number;
-        dead: number;
-        delayed: number;
-        oldest: number | null;
-      }>(
+      this.query<{ counters: Record<string, number>; delayed: number; oldest: number | null }>(
         db,
-        `SELECT (SELECT value FROM counters WHERE name = 'queued') AS queued,
-           (SELECT value FROM counters WHERE name = 'inflight') AS inflight,
-           (SELECT value FROM counters WHERE name = 'dead') AS dead,
+        `SELECT (SELECT json_object_agg(name, value) FROM counters) AS counters,
            (SELECT count(*) FROM entries WHERE state = 'pending' AND available_at > $1) AS delayed,
            (SELECT min(available_at) FROM entries WHERE state = 'pending' AND available_at <= $1)
              AS oldest`,
         [now],
       ),
     );
+    const counters = row?.counters ?? {};
+    const stats = {} as Stats;
+    for (const name of STAT_NAMES) stats[name] = Number(counters[name] ?? 0);
     return {
-      queued: Math.max(0, row?.queued ?? 0),
-      delayed: row?.delayed ?? 0,
-      inflight: Math.max(0, row?.inflight ?? 0),
-      deadLettered: Math.max(0, row?.dead ?? 0),
-      oldestReadyAt: row?.oldest ?? null,
+      stats,
+      gauges: {
+        queued: Math.max(0, Number(counters.queued ?? 0)),
+        delayed: row?.delayed ?? 0,
+        inflight: Math.max(0, Number(counters.inflight ?? 0)),
+        deadLettered: Math.max(0, Number(counters.dead ?? 0)),
+        oldestReadyAt: row?.oldest ?? null,
+      },
     };
   }
 
@@ -1717,16 +1724,6 @@ export class PostgresStore implements Store {
         inflight: row.inflight,
       };
     });
-  }
-
-  async stats(): Promise<Stats> {
-    const rows = await this.read((db) =>
-      this.query<{ name: string; value: number }>(db, 'SELECT name, value FROM counters'),
-    );
-    const counters = Object.fromEntries(rows.map((row) => [row.name, row.value]));
-    const stats = {} as Stats;
-    for (const name of STAT_NAMES) stats[name] = counters[name] ?? 0;
-    return stats;
   }
 
   async rates(since: number): Promise<RateTotals> {

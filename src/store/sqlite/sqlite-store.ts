@@ -1449,6 +1449,11 @@ export class SqliteStore implements Store {
     });
   }
 
+  // Reads run between commits here: any two give one instant.
+  async counts(now: number): Promise<{ gauges: Gauges; stats: Stats }> {
+    return { gauges: await this.gauges(now), stats: await this.stats() };
+  }
+
   private counterValues(): Record<string, number> {
     const rows = this.sql('SELECT name, value FROM counters').all() as {
       name: string;
