@@ -35,8 +35,11 @@ export function describeDatabase(databaseUrl: string): string {
   try {
     const url = new URL(databaseUrl);
     url.password = '';
+    // Of the query, only the schema is worth naming: coordinators on two schemas of one
+    // database must not log the same line. Anything else may carry a secret (password=…).
+    const schema = /search_path\s*=\s*([^\s,]+)/.exec(url.searchParams.get('options') ?? '')?.[1];
     url.search = '';
-    return url.toString();
+    return schema === undefined ? url.toString() : `${url.toString()} (schema ${schema})`;
   } catch {
     return 'postgres://(unparsable URL)';
   }
@@ -58,11 +61,16 @@ export async function openStore(config: Readonly<Config>, log?: Logger): Promise
   } catch (err) {
     await store.close().catch(() => {});
     if (store.dialect === 'sqlite') throw err;
-    const detail = (err as { details?: { message: string }[] }).details?.[0]?.message;
+    // The driver's own words (password authentication failed, database does not exist) say
+    // what to fix; the domain error around them only says that the store failed.
+    const cause = (err as { cause?: unknown }).cause;
+    const code = (err as { details?: { message: string }[] }).details?.[0]?.message;
+    const why =
+      cause instanceof Error && cause.message !== ''
+        ? cause.message
+        : (code ?? (err as Error).message);
     throw new ConfigError(
-      `OWOKX_DATABASE_URL: cannot open ${describeDatabase(config.databaseUrl)}: ${
-        detail ?? (err as Error).message
-      }`,
+      `OWOKX_DATABASE_URL: cannot open ${describeDatabase(config.databaseUrl)}: ${why}`,
     );
   }
   return store;

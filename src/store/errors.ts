@@ -20,9 +20,12 @@ const UNAVAILABLE = [
   'ENETUNREACH',
   'ENOTFOUND',
   'EAI_AGAIN',
-  // PostgreSQL: connection exceptions (08…), insufficient resources (53…: disk full, out of
-  // memory, too many connections), shutdown and restart (57P01-57P03).
+  // PostgreSQL: connection exceptions (08…), refused credentials (28…), a database that is
+  // not there (3D000), insufficient resources (53…: disk full, out of memory, too many
+  // connections), shutdown and restart (57P01-57P03).
   '08',
+  '28',
+  '3D000',
   '53',
   '57P0',
 ];
@@ -41,9 +44,12 @@ export function mapDriverError(err: unknown): Error {
     (typeof code === 'string' && UNAVAILABLE.some((c) => code.startsWith(c))) ||
     UNAVAILABLE_MESSAGES.test(message)
   ) {
-    return new SwarmError('unavailable', 'the store is unavailable; retry shortly', [
+    const unavailable = new SwarmError('unavailable', 'the store is unavailable; retry shortly', [
       { message: typeof code === 'string' ? code : message },
     ]);
+    // The driver's words stay for the log and a failed start, not for HTTP answers.
+    (unavailable as { cause?: unknown }).cause = err;
+    return unavailable;
   }
 
   // PostgreSQL's text holds no U+0000: a value that reached the store with one is refused as

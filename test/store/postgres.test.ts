@@ -1,9 +1,12 @@
 // What only the PostgreSQL store does, so only the "postgres" test project runs it: news of
 // ready entries between coordinators that share one database.
 
-import { afterEach, expect, it } from 'vitest';
+import { afterEach, expect, inject, it } from 'vitest';
 
-import type { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import { testConfig } from '../../src/config.ts';
+import { describeDatabase, openStore } from '../../src/server.ts';
+
+import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { until } from '../e2e/helpers.ts';
 import { tempDir } from '../support/engine.ts';
@@ -74,4 +77,31 @@ it('keeps schemas apart: a coordinator on another schema hears nothing', async (
   await a.enqueue([entry(1)], NOW);
   await new Promise((resolve) => setTimeout(resolve, 500));
   expect(heard).toEqual([]);
+});
+
+it('creates the schema its URL names when the database has none of that name', async () => {
+  const schema = `fresh_${Date.now()}`;
+  const url = `${inject('postgresUrl')}?options=${encodeURIComponent(`-c search_path=${schema}`)}`;
+  const store = new PostgresStore(url);
+  open.push(store);
+  await store.migrate();
+  await store.enqueue([entry(1)], NOW);
+  expect((await store.stats()).enqueued).toBe(1);
+  expect(describeDatabase(url)).toMatch(new RegExp(`/owokx \\(schema ${schema}\\)$`));
+});
+
+it('says why it cannot open a database: the server’s reason, never the password', async () => {
+  const url = new URL(inject('postgresUrl'));
+  url.password = 'not-the-password';
+  const wrong = openStore(testConfig({ databaseUrl: url.toString() }));
+  await expect(wrong).rejects.toThrow(
+    /cannot open postgres:\/\/postgres@127\.0\.0\.1:\d+\/owokx: password authentication failed/,
+  );
+  await expect(wrong).rejects.not.toThrow(/not-the-password/);
+
+  const missing = new URL(inject('postgresUrl'));
+  missing.pathname = '/no_such_db';
+  await expect(openStore(testConfig({ databaseUrl: missing.toString() }))).rejects.toThrow(
+    /database "no_such_db" does not exist/,
+  );
 });

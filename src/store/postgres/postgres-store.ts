@@ -170,6 +170,8 @@ export class PostgresStore implements Store {
   /** The channel of this schema's news; found once the first connection says which it is. */
   private channel: string | null = null;
   private listening: Promise<void>;
+  /** The LISTEN connection is down and its loss was reported: the retries stay quiet. */
+  private listenFailing = false;
   private heardFirst: () => void = () => {};
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
@@ -224,7 +226,10 @@ export class PostgresStore implements Store {
       this.listenTimer.unref();
     };
     client.on('error', (err) => {
-      this.warn(`PostgreSQL notification connection lost: ${err.message}`);
+      if (!this.closed && !this.listenFailing) {
+        this.warn(`PostgreSQL notification connection lost: ${err.message}`);
+      }
+      this.listenFailing = true;
       retry();
     });
     client.on('end', retry);
@@ -236,8 +241,14 @@ export class PostgresStore implements Store {
       this.channel ??= await this.channelOf(client);
       await client.query(`LISTEN "${this.channel}"`);
       this.heardFirst();
+      if (this.listenFailing) this.warn("listening for other coordinators' enqueues again");
+      this.listenFailing = false;
     } catch (err) {
-      this.warn(`cannot listen for other coordinators' enqueues: ${(err as Error).message}`);
+      // Said once per outage: it is tried again every second until the database is back.
+      if (!this.closed && !this.listenFailing) {
+        this.warn(`cannot listen for other coordinators' enqueues: ${(err as Error).message}`);
+      }
+      this.listenFailing = true;
       retry();
     }
   }
@@ -435,6 +446,7 @@ export class PostgresStore implements Store {
   }
 
   async migrate(): Promise<void> {
+    await this.createSchema();
     try {
       await this.pool.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
         version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`);
@@ -468,6 +480,37 @@ export class PostgresStore implements Store {
         client.release(true);
         throw mapDriverError(err);
       }
+    }
+  }
+
+  /**
+   * A URL whose search_path names a schema that does not exist yet gets it, as a fresh
+   * database gets its tables: the first schema of the path, "$user" aside.
+   */
+  private async createSchema(): Promise<void> {
+    let row: { schema: string | null; path: string } | undefined;
+    try {
+      ({
+        rows: [row],
+      } = await this.pool.query<{ schema: string | null; path: string }>(
+        `SELECT current_schema() AS schema, current_setting('search_path') AS path`,
+      ));
+    } catch (err) {
+      throw mapDriverError(err);
+    }
+    if (row === undefined || row.schema !== null) return;
+
+    const first = row.path
+      .split(',')
+      .map((part) => part.trim().replace(/^"(.*)"$/, '$1'))
+      .find((part) => part !== '' && part !== '$user');
+    if (first === undefined) return;
+    try {
+      await this.pool.query(`CREATE SCHEMA IF NOT EXISTS "${first.replaceAll('"', '""')}"`);
+    } catch (err) {
+      // Another coordinator created it a moment before.
+      const code = (err as { code?: string }).code;
+      if (code !== '23505' && code !== '42P06') throw mapDriverError(err);
     }
   }
 
