@@ -42,6 +42,13 @@ export function renderHealth(out: Output, health: SwarmHealth, url: string): str
     );
   }
 
+  // A store that does not answer has no counts to give: zeros would read as an empty swarm.
+  if (health.reasons.some((r) => r.code === 'store_unreachable')) {
+    lines.push('');
+    lines.push('counts unavailable: the server cannot read its store');
+    return lines.join('\n');
+  }
+
   lines.push('');
   lines.push(
     out.keyValues([

@@ -1,12 +1,18 @@
 // A PostgreSQL that goes away and comes back, under a running store ("postgres" test project
 // only). It needs a server of its own to stop, so it starts one rather than the shared one.
 
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
+import { freePort, generateTokens, spawnServer, waitReady } from '../../demo/processes.ts';
 import { testConfig } from '../../src/config.ts';
 import { SwarmEngine } from '../../src/engine/engine.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
+import { swarmctl } from '../cli/harness.ts';
 import { until } from '../e2e/helpers.ts';
 import { entry, NOW } from '../support/entries.ts';
 import { startPostgres, type TestPostgres } from '../support/postgres-process.ts';
@@ -105,3 +111,33 @@ it('logs an outage once per background loop, not at every pass, and says when it
     await store.close();
   }
 }, 90_000);
+
+it('keeps serving through an outage: 503s and an unhealthy swarm while it lasts, no restart', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'owokx-outage-'));
+  const tokens = generateTokens();
+  // A schema of its own, which the server creates: the tests above left messages in public.
+  const databaseUrl = `${url}?options=${encodeURIComponent('-c search_path=outage_cli')}`;
+  const coordinator = spawnServer({ port: await freePort(), dataDir: dir, databaseUrl, tokens });
+  try {
+    await waitReady(coordinator.url, 30_000, coordinator);
+    const env = { OWOKX_URL: coordinator.url, OWOKX_TOKEN: tokens.admin };
+
+    await server.stop();
+    const down = await swarmctl(['health'], { env });
+    expect(down.code).toBe(1);
+    expect(down.stdout).toContain('store_unreachable');
+    expect(down.stdout).toContain('counts unavailable: the server cannot read its store');
+    expect(down.stdout).not.toMatch(/queue\s+depth 0/);
+    const ready = await fetch(`${coordinator.url}/ready`);
+    expect(ready.status).toBe(503);
+
+    await server.start();
+    await waitReady(coordinator.url, 30_000, coordinator);
+    const up = await swarmctl(['health'], { env });
+    expect(up.code).toBe(0);
+    expect(coordinator.running).toBe(true);
+  } finally {
+    await coordinator.stop(5000);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}, 120_000);
