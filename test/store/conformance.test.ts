@@ -355,6 +355,28 @@ describe(`the ${BACKEND} store`, () => {
     await conserved(store, NOW + 1_100);
   });
 
+  it('requeues two dead letters of one message id together, and one that is live again', async () => {
+    const store = await fresh();
+    // m-1 dead-lettered twice: once, then again after it was sent anew.
+    for (let round = 0; round < 2; round += 1) {
+      await store.enqueue([keyed(round, 'm-1')], NOW);
+      const [d] = await store.claim(WORKER, { ...LEASE, limit: 1 });
+      await store.fail([d?.queueId as string], { error: 'x', retry: false, now: NOW }, backoff);
+    }
+    // And a third time it is live.
+    const [live] = await store.enqueue([keyed(9, 'm-1')], NOW);
+
+    const outcome = await store.requeue({ filter: {}, limit: 10, dryRun: false, now: NOW });
+    expect(outcome.requeued).toHaveLength(2);
+    expect((await store.gauges(NOW)).queued).toBe(3);
+    // A resend still finds a live m-1 (any of the three) and is not queued a fourth time.
+    const [again] = await store.enqueue([keyed(10, 'm-1')], NOW);
+    expect(again?.duplicate).toBe(true);
+    expect([live?.queueId, ...outcome.requeued]).toContain(again?.queueId);
+    expect((await store.gauges(NOW)).queued).toBe(3);
+    await conserved(store);
+  });
+
   it('purges the dead letters a filter names, and a dry run only counts them', async () => {
     const store = await fresh();
     await store.enqueue(

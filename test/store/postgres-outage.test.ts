@@ -5,6 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 
+import pg from 'pg';
 import pino from 'pino';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 
@@ -14,7 +15,7 @@ import { SwarmEngine } from '../../src/engine/engine.ts';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { swarmctl } from '../cli/harness.ts';
 import { until } from '../e2e/helpers.ts';
-import { entry, NOW } from '../support/entries.ts';
+import { agent, entry, NOW } from '../support/entries.ts';
 import { startPostgres, type TestPostgres } from '../support/postgres-process.ts';
 
 let server: TestPostgres;
@@ -141,3 +142,46 @@ it('keeps serving through an outage: 503s and an unhealthy swarm while it lasts,
     rmSync(dir, { recursive: true, force: true });
   }
 }, 120_000);
+
+it('survives its connections being cut mid-transaction, answering unavailable meanwhile', async () => {
+  const store = new PostgresStore(url, { warn: () => {} });
+  await store.migrate();
+  const admin = new pg.Client({ connectionString: url });
+  await admin.connect();
+  const codes = new Set<string>();
+  try {
+    await store.upsertAgent(agent('a1'));
+    const deadline = Date.now() + 2_000;
+    const killer = (async () => {
+      while (Date.now() < deadline) {
+        await admin.query(
+          `SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+           WHERE application_name = 'owokx-swarm' AND pid <> pg_backend_pid()`,
+        );
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    })();
+    let done = 0;
+    while (Date.now() < deadline) {
+      const calls = [
+        store.heartbeat('a1', Date.now()),
+        store.enqueue([entry(done)], NOW),
+        store.stats(),
+      ];
+      for (const result of await Promise.allSettled(calls)) {
+        if (result.status === 'rejected') codes.add((result.reason as { code: string }).code);
+        else done += 1;
+      }
+    }
+    await killer;
+
+    // Still here: this process did not die of an unhandled 'error', and what failed failed
+    // as the store being away.
+    expect(done).toBeGreaterThan(0);
+    expect([...codes].filter((code) => code !== 'unavailable')).toEqual([]);
+    expect(await store.ping()).toBe(true);
+  } finally {
+    await admin.end();
+    await store.close();
+  }
+}, 60_000);

@@ -1,6 +1,7 @@
 // What only the PostgreSQL store does, so only the "postgres" test project runs it: news of
 // ready entries between coordinators that share one database.
 
+import pg from 'pg';
 import { afterEach, expect, inject, it } from 'vitest';
 
 import { testConfig } from '../../src/config.ts';
@@ -10,7 +11,7 @@ import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import type { Store } from '../../src/store/store.ts';
 import { until } from '../e2e/helpers.ts';
 import { tempDir } from '../support/engine.ts';
-import { entry, NOW } from '../support/entries.ts';
+import { agent, entry, NOW } from '../support/entries.ts';
 import { openTestStore } from '../support/stores.ts';
 
 const open: Store[] = [];
@@ -104,4 +105,38 @@ it('says why it cannot open a database: the server’s reason, never the passwor
   await expect(openStore(testConfig({ databaseUrl: missing.toString() }))).rejects.toThrow(
     /database "no_such_db" does not exist/,
   );
+});
+
+it('pages agents in byte order on a database whose default collation is not C', async () => {
+  const base = new URL(inject('postgresUrl'));
+  const name = `icu_${Date.now()}`;
+  const admin = new pg.Client({ connectionString: base.toString() });
+  await admin.connect();
+  await admin.query(
+    `CREATE DATABASE ${name} LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C' TEMPLATE template0`,
+  );
+  try {
+    base.pathname = `/${name}`;
+    const store = new PostgresStore(base.toString());
+    try {
+      await store.migrate();
+      const ids = ['a1', 'B1', 'c1', 'D1', 'e1', 'F1', 'a-2', 'a.3', 'z8', 'Z9', 'g1', 'H1', 'a_4'];
+      for (const id of ids) await store.upsertAgent(agent(id));
+
+      const seen: string[] = [];
+      let afterId: string | undefined;
+      for (;;) {
+        const page = await store.listAgents({ limit: 2, staleBefore: 0, afterId });
+        seen.push(...page.items.map((a) => a.id));
+        if (page.items.length < 2) break;
+        afterId = page.items[page.items.length - 1]?.id;
+      }
+      expect(seen).toEqual([...ids].sort());
+    } finally {
+      await store.close();
+    }
+  } finally {
+    await admin.query(`DROP DATABASE ${name}`);
+    await admin.end();
+  }
 });

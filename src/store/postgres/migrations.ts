@@ -4,7 +4,9 @@
 // The tables mirror the SQLite ones column for column (rows.ts maps both), with two
 // differences that come from several coordinators sharing one database: leases are stored
 // (state 'inflight', assigned_to, lease_expires_at), and per-route gauges live in a table,
-// since no process holds the whole queue in memory.
+// since no process holds the whole queue in memory. Names users choose (agent ids, topics,
+// capabilities) compare in the "C" collation, byte by byte as in SQLite, whatever the
+// database's default: page cursors (id > last) must agree with the order pages are read in.
 
 import type { Migration } from '../sqlite/migrations.ts';
 
@@ -14,7 +16,7 @@ export const PG_MIGRATIONS: Migration[] = [
     name: 'agents, subscriptions, queue entries, counters, gauges, rates, audit',
     up: `
       CREATE TABLE agents (
-        id TEXT PRIMARY KEY,
+        id TEXT COLLATE "C" PRIMARY KEY,
         type TEXT NOT NULL,
         status TEXT NOT NULL,
         capabilities TEXT NOT NULL,
@@ -28,21 +30,21 @@ export const PG_MIGRATIONS: Migration[] = [
       CREATE INDEX agents_by_heartbeat ON agents (last_heartbeat);
 
       CREATE TABLE agent_capabilities (
-        capability TEXT NOT NULL,
-        agent_id TEXT NOT NULL,
+        capability TEXT COLLATE "C" NOT NULL,
+        agent_id TEXT COLLATE "C" NOT NULL,
         PRIMARY KEY (capability, agent_id)
       );
       CREATE INDEX agent_capabilities_by_agent ON agent_capabilities (agent_id);
 
       CREATE TABLE agent_metrics (
-        agent_id TEXT PRIMARY KEY,
+        agent_id TEXT COLLATE "C" PRIMARY KEY,
         metrics TEXT NOT NULL,
         reported_at BIGINT NOT NULL
       );
 
       CREATE TABLE subscriptions (
-        topic TEXT NOT NULL,
-        agent_id TEXT NOT NULL,
+        topic TEXT COLLATE "C" NOT NULL,
+        agent_id TEXT COLLATE "C" NOT NULL,
         created_at BIGINT NOT NULL,
         PRIMARY KEY (topic, agent_id)
       );
@@ -55,8 +57,8 @@ export const PG_MIGRATIONS: Migration[] = [
         dedupe_key TEXT,
         target TEXT NOT NULL,
         route_kind TEXT NOT NULL,
-        route_key TEXT NOT NULL,
-        topic TEXT,
+        route_key TEXT COLLATE "C" NOT NULL,
+        topic TEXT COLLATE "C",
         priority SMALLINT NOT NULL,
         state TEXT NOT NULL,
         enqueued_at BIGINT NOT NULL,
@@ -103,7 +105,7 @@ export const PG_MIGRATIONS: Migration[] = [
       -- changed with the same deltas in the same transaction.
       CREATE TABLE gauges (
         dim TEXT NOT NULL,
-        key TEXT NOT NULL,
+        key TEXT COLLATE "C" NOT NULL,
         queued BIGINT NOT NULL,
         inflight BIGINT NOT NULL,
         dead BIGINT NOT NULL,

@@ -17,7 +17,6 @@ import type {
   Agent,
   AgentStatus,
   DeadLetterReason,
-  DeadLetterRecord,
   Delivery,
   QueueEntry,
   Stats,
@@ -26,15 +25,21 @@ import type {
 import { STAT_NAMES } from '../../core/types.ts';
 import type { AuditRecord } from '../../engine/contract.ts';
 import { mapDriverError } from '../errors.ts';
-import { deadWhere, isUnfiltered } from '../filters.ts';
+import { agentWhere, deadWhere, isUnfiltered } from '../filters.ts';
 import {
+  type AgentCountRow,
   type AgentRow,
+  type AuditRow,
   dict,
   type EntryRow,
   parseQueueId,
+  requeued,
   toAgent,
+  toAgentCounts,
+  toAuditRecord,
   toDelivery,
   toEntry,
+  toSubscriptions,
 } from '../rows.ts';
 import type {
   AgentCounts,
@@ -75,10 +80,13 @@ const REQUEUE_PAGE = 500;
 const REQUEUE_SCAN_MAX = 10_000;
 /** A deadlock or serialization failure is tried again this many times in all. */
 const TX_TRIES = 3;
-const RETRY_CODES = new Set(['40P01', '40001']);
+const RETRY_CODES: ReadonlySet<string> = new Set(['40P01', '40001']);
+/** A requeue also runs again when a message id it keeps became live meanwhile (see there). */
+const REQUEUE_RETRY_CODES: ReadonlySet<string> = new Set([...RETRY_CODES, '23505']);
 /** NOTIFY payloads must stay under 8000 bytes: longer news goes in several. */
 const NOTIFY_BYTES = 7_000;
 const LISTEN_RETRY_MS = 1_000;
+const CONNECT_TIMEOUT_MS = 5_000;
 /** Any number that names this project's migration lock among other advisory locks. */
 const MIGRATION_LOCK = 7_170_001;
 
@@ -189,7 +197,7 @@ export class PostgresStore implements Store {
       types: TYPES,
       application_name: 'owokx-swarm',
       // A database that does not answer fails the request that needed it, not hangs it.
-      connectionTimeoutMillis: 5_000,
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
     });
     // An idle connection the server drops (a restart, a failover) must not end this process:
     // the pool replaces it, and the next request that needs the database sees the outage.
@@ -215,7 +223,12 @@ export class PostgresStore implements Store {
   private async listen(): Promise<void> {
     if (this.closed || this.readyListener === null) return;
 
-    const client = new pg.Client({ connectionString: this.url, types: TYPES });
+    const client = new pg.Client({
+      connectionString: this.url,
+      types: TYPES,
+      application_name: 'owokx-swarm',
+      connectionTimeoutMillis: CONNECT_TIMEOUT_MS,
+    });
     // Lost, it is opened again; meanwhile parked polls still end at their wait and claim.
     const retry = () => {
       if (this.listener !== client) return;
@@ -285,11 +298,13 @@ export class PostgresStore implements Store {
     let bytes = 0;
     const parts: Record<string, number>[] = [part];
     for (const [route, count] of routes) {
-      bytes += route.length * 3 + 16;
-      if (bytes > NOTIFY_BYTES) {
+      // What the route takes in the payload's JSON: escapes included, in UTF-8 bytes.
+      const size = Buffer.byteLength(JSON.stringify(route)) + 12;
+      bytes += size;
+      if (bytes > NOTIFY_BYTES && Object.keys(part).length > 0) {
         part = {};
         parts.push(part);
-        bytes = route.length * 3 + 16;
+        bytes = size;
       }
       part[route] = count;
     }
@@ -334,11 +349,12 @@ export class PostgresStore implements Store {
     now: number,
     work: (client: Client, tally: Tally) => Promise<T>,
     durable = true,
+    retryOn: ReadonlySet<string> = RETRY_CODES,
   ): Promise<T> {
     for (let attempt = 1; ; attempt += 1) {
       let client: Client;
       try {
-        client = await this.pool.connect();
+        client = await this.borrow();
       } catch (err) {
         throw mapDriverError(err);
       }
@@ -350,19 +366,36 @@ export class PostgresStore implements Store {
         const value = await work(client, tally);
         await this.flush(client, tally);
         await client.query('COMMIT');
-        client.release();
+        this.giveBack(client);
         return value;
       } catch (err) {
         const broken = await client.query('ROLLBACK').then(
           () => false,
           () => true,
         );
-        client.release(broken);
+        this.giveBack(client, broken);
         const code = (err as { code?: unknown }).code;
-        if (attempt < TX_TRIES && typeof code === 'string' && RETRY_CODES.has(code)) continue;
+        if (attempt < TX_TRIES && typeof code === 'string' && retryOn.has(code)) continue;
         throw mapDriverError(err);
       }
     }
+  }
+
+  /**
+   * A pooled connection for a transaction. While it is borrowed the pool does not listen for
+   * its errors, and a socket that ends then (the server restarting, an administrator's
+   * pg_terminate_backend) emits an 'error' nobody handles, which ends the process: this
+   * listens until it is given back. The query in progress fails on its own.
+   */
+  private async borrow(): Promise<Client> {
+    const client = await this.pool.connect();
+    client.on('error', ignoreBorrowedError);
+    return client;
+  }
+
+  private giveBack(client: Client, broken = false): void {
+    client.removeListener('error', ignoreBorrowedError);
+    client.release(broken);
   }
 
   /**
@@ -456,7 +489,7 @@ export class PostgresStore implements Store {
     }
 
     for (const migration of PG_MIGRATIONS) {
-      const client = await this.pool.connect().catch((err) => {
+      const client = await this.borrow().catch((err) => {
         throw mapDriverError(err);
       });
       try {
@@ -474,10 +507,10 @@ export class PostgresStore implements Store {
           );
         }
         await client.query('COMMIT');
-        client.release();
+        this.giveBack(client);
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {});
-        client.release(true);
+        this.giveBack(client, true);
         throw mapDriverError(err);
       }
     }
@@ -628,41 +661,19 @@ export class PostgresStore implements Store {
 
   async listAgents(filter: AgentFilter): Promise<{ items: Agent[]; total: number }> {
     return this.read(async (db) => {
-      const where: string[] = [];
-      const params: (string | number)[] = [];
-      if (filter.type !== undefined) {
-        where.push('type = ?');
-        params.push(filter.type);
-      }
-      if (filter.status !== undefined) {
-        where.push('status = ?');
-        params.push(filter.status);
-      }
-      if (filter.stale !== undefined) {
-        where.push(filter.stale ? 'last_heartbeat < ?' : 'last_heartbeat >= ?');
-        params.push(filter.staleBefore);
-      }
-      const whereSql = where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`;
-      const [count] = await this.query<{ n: number }>(
+      const { count, page } = agentWhere(filter);
+      const [total] = await this.query<{ n: number }>(
         db,
-        numbered(`SELECT count(*) AS n FROM agents ${whereSql}`),
-        params,
+        numbered(`SELECT count(*) AS n FROM agents ${count.sql}`),
+        count.params,
       );
-
-      const pageWhere = [...where];
-      const pageParams = [...params];
-      if (filter.afterId !== undefined) {
-        pageWhere.push('id > ?');
-        pageParams.push(filter.afterId);
-      }
-      const pageSql = pageWhere.length === 0 ? '' : `WHERE ${pageWhere.join(' AND ')}`;
-      // COLLATE "C": the same byte order as SQLite's, and as the page cursor's id > ?.
+      // agents.id is COLLATE "C": the order here is the order of the cursor's id > ?.
       const rows = await this.query<AgentRow>(
         db,
-        numbered(`SELECT * FROM agents ${pageSql} ORDER BY id COLLATE "C" LIMIT ?`),
-        [...pageParams, filter.limit],
+        numbered(`SELECT * FROM agents ${page.sql} ORDER BY id LIMIT ?`),
+        [...page.params, filter.limit],
       );
-      return { items: rows.map(toAgent), total: count?.n ?? 0 };
+      return { items: rows.map(toAgent), total: total?.n ?? 0 };
     });
   }
 
@@ -680,22 +691,14 @@ export class PostgresStore implements Store {
 
   async agentCounts(staleBefore: number): Promise<AgentCounts> {
     const rows = await this.read((db) =>
-      this.query<{ type: string; status: string; stale: boolean; n: number }>(
+      this.query<AgentCountRow>(
         db,
         `SELECT type, status, last_heartbeat < $1 AS stale, count(*) AS n
          FROM agents GROUP BY type, status, stale`,
         [staleBefore],
       ),
     );
-    const counts: AgentCounts = { total: 0, stale: 0, live: 0, byType: dict(), byStatus: dict() };
-    for (const row of rows) {
-      counts.total += row.n;
-      if (row.stale) counts.stale += row.n;
-      else if (row.status !== 'offline') counts.live += row.n;
-      counts.byType[row.type] = (counts.byType[row.type] ?? 0) + row.n;
-      counts.byStatus[row.status] = (counts.byStatus[row.status] ?? 0) + row.n;
-    }
-    return counts;
+    return toAgentCounts(rows);
   }
 
   async removeAgents(
@@ -855,13 +858,7 @@ export class PostgresStore implements Store {
             [topic],
           ),
     );
-    const byTopic = dict<string[]>();
-    for (const row of rows) {
-      const agents = byTopic[row.topic] ?? [];
-      agents.push(row.agent_id);
-      byTopic[row.topic] = agents;
-    }
-    return byTopic;
+    return toSubscriptions(rows);
   }
 
   async subscriptionsOf(agentId: string): Promise<string[]> {
@@ -1597,6 +1594,7 @@ export class PostgresStore implements Store {
       const ids: number[] = [];
       const histories: string[] = [];
       const expiries: (number | null)[] = [];
+      const keys: (string | null)[] = [];
       for (const row of rows) {
         if (row.route_kind === 'agent' && !row.registered) {
           outcome.skipped.push({
@@ -1606,35 +1604,45 @@ export class PostgresStore implements Store {
           continue;
         }
         outcome.requeued.push(String(row.queue_id));
-        const history: DeadLetterRecord[] = row.history === null ? [] : JSON.parse(row.history);
-        history.push({
-          reason: row.reason as DeadLetterReason,
-          deadLetteredAt: row.dead_lettered_at ?? options.now,
-          lastError: row.last_error,
-          attempts: row.attempts,
-        });
-        // A fresh budget: attempts from zero and, with a TTL, a fresh TTL from now.
-        const ttlMs = (JSON.parse(row.message) as { ttlMs?: number }).ttlMs;
+        // A fresh budget: attempts from zero, and a fresh TTL (see requeued()).
+        const { history, expiresAt } = requeued(row, options.now);
         ids.push(row.queue_id);
-        histories.push(JSON.stringify(history));
-        expiries.push(ttlMs === undefined ? null : options.now + ttlMs);
+        histories.push(history);
+        expiries.push(expiresAt);
+        keys.push(row.dedupe_key);
         tally.move(row, 'dead', 'pending', routeOf(row));
         tally.count('requeued');
       }
 
       if (!options.dryRun && ids.length > 0) {
-        // A requeued message whose id a newer message holds in the queue keeps no dedupe key:
-        // both are delivered, as they would be had it never been dead-lettered.
+        // One message id may be live once. A requeued message whose id a live message holds,
+        // or another requeued one already took, keeps no dedupe key: both are delivered, as
+        // they would be had neither been dead-lettered. One that another coordinator makes
+        // live meanwhile fails this transaction on the unique index, and it runs again.
+        const wanted = [...new Set(keys.filter((key): key is string => key !== null))];
+        const taken = new Set<string>();
+        if (wanted.length > 0) {
+          const live = await this.query<{ dedupe_key: string }>(
+            db,
+            `SELECT dedupe_key FROM entries WHERE dedupe_key = ANY($1::text[]) AND state <> 'dead'`,
+            [wanted],
+          );
+          for (const row of live) taken.add(row.dedupe_key);
+        }
+        const kept = keys.map((key) => {
+          if (key === null || taken.has(key)) return null;
+          taken.add(key);
+          return key;
+        });
         await this.query(
           db,
-          `UPDATE entries e SET state = 'pending', attempts = 0, available_at = $4,
+          `UPDATE entries e SET state = 'pending', attempts = 0, available_at = $5,
              reason = NULL, dead_lettered_at = NULL, history = x.history, expires_at = x.expires_at,
-             assigned_to = NULL, lease_expires_at = NULL,
-             dedupe_key = CASE WHEN EXISTS (SELECT 1 FROM entries o WHERE o.dedupe_key = e.dedupe_key
-               AND o.state <> 'dead') THEN NULL ELSE e.dedupe_key END
-           FROM unnest($1::bigint[], $2::text[], $3::bigint[]) AS x(id, history, expires_at)
+             assigned_to = NULL, lease_expires_at = NULL, dedupe_key = x.dedupe_key
+           FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[])
+             AS x(id, history, expires_at, dedupe_key)
            WHERE e.queue_id = x.id`,
-          [ids, histories, expiries, options.now],
+          [ids, histories, expiries, kept, options.now],
         );
         const ready = new Map<string, number>();
         const requeued = new Set(ids);
@@ -1651,7 +1659,7 @@ export class PostgresStore implements Store {
     };
 
     if (options.dryRun) return this.read((db) => work(db, new Tally(options.now)));
-    return this.tx(options.now, (client, tally) => work(client, tally));
+    return this.tx(options.now, (client, tally) => work(client, tally), true, REQUEUE_RETRY_CODES);
   }
 
   async purge(
@@ -1822,32 +1830,12 @@ export class PostgresStore implements Store {
     const before = beforeId === undefined ? null : parseQueueId(beforeId);
     return this.read(async (db) => {
       const [count] = await this.query<{ n: number }>(db, 'SELECT count(*) AS n FROM audit');
-      const rows = await this.query<{
-        id: number;
-        at: number;
-        scope: AuditRecord['scope'];
-        token_name: string;
-        action: string;
-        parameters: string;
-        result: string;
-      }>(
+      const rows = await this.query<AuditRow>(
         db,
         'SELECT * FROM audit WHERE ($1::bigint IS NULL OR id < $1) ORDER BY id DESC LIMIT $2',
         [before, limit],
       );
-      return {
-        items: rows.map((row) => ({
-          id: String(row.id),
-          at: row.at,
-          timestamp: new Date(row.at).toISOString(),
-          scope: row.scope,
-          tokenName: row.token_name,
-          action: row.action,
-          parameters: JSON.parse(row.parameters),
-          result: JSON.parse(row.result),
-        })),
-        total: count?.n ?? 0,
-      };
+      return { items: rows.map(toAuditRecord), total: count?.n ?? 0 };
     });
   }
 
@@ -1902,6 +1890,9 @@ export class PostgresStore implements Store {
     });
   }
 }
+
+/** See borrow(): the error also fails the query in progress, which is where it is handled. */
+function ignoreBorrowedError(): void {}
 
 interface ClaimedRow extends GaugedRow {
   attempts: number;
