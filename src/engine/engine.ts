@@ -664,14 +664,21 @@ export class SwarmEngine implements SwarmApi {
     return result;
   }
 
-  /** Each requeue-dlq or prune-stale call is one recovery cycle: its starting state is kept. */
-  private async recordCycle(action: string): Promise<void> {
+  /**
+   * Each requeue-dlq or prune-stale call is one recovery cycle, and its starting state is
+   * kept: read here, before the action, and recorded by the returned function once the
+   * action has succeeded. A call the store refused recovered nothing, and is no cycle.
+   */
+  private async startCycle(action: string): Promise<() => Promise<void>> {
+    const at = this.clock.now();
     const { state } = await this.observer.currentState();
-    await this.store.recordCycle({ at: this.clock.now(), action, ...state });
+    return async () => {
+      await this.store.recordCycle({ at, action, ...state });
+    };
   }
 
   async requeueDeadLetters(input: RequeueInput, actor: Actor): Promise<RequeueResult> {
-    if (!input.dryRun) await this.recordCycle('requeue-dlq');
+    const cycle = input.dryRun ? null : await this.startCycle('requeue-dlq');
 
     const outcome = await this.store.requeue({
       filter: { ids: input.ids, topic: input.topic, target: input.target, reason: input.reason },
@@ -686,6 +693,7 @@ export class SwarmEngine implements SwarmApi {
       dryRun: input.dryRun,
       queueIds: outcome.requeued,
     };
+    await cycle?.();
 
     if (!input.dryRun && outcome.requeued.length > 0) {
       this.waiters.notifyAll();
@@ -712,9 +720,10 @@ export class SwarmEngine implements SwarmApi {
         [{ field: 'staleMs', message: `minimum ${this.config.pruneMinStaleMs}` }],
       );
     }
-    if (!input.dryRun) await this.recordCycle('prune-stale');
+    const cycle = input.dryRun ? null : await this.startCycle('prune-stale');
 
     const result = await this.prune(input.staleMs, input.dryRun);
+    await cycle?.();
     await this.audit(
       actor,
       'prune-stale',

@@ -140,3 +140,22 @@ it('pages agents in byte order on a database whose default collation is not C', 
     await admin.end();
   }
 });
+
+it('holds the queue-depth limit exactly across coordinators enqueueing at once', async () => {
+  const [a, b] = await two();
+  const calls = await Promise.allSettled(
+    Array.from({ length: 40 }, (_, i) =>
+      (i % 2 === 0 ? a : b).enqueue([entry(i), entry(100 + i)], NOW, 21),
+    ),
+  );
+  const accepted = calls.filter((c) => c.status === 'fulfilled').length;
+  const refused = calls.filter(
+    (c) => c.status === 'rejected' && (c.reason as { code: string }).code === 'rate_limited',
+  ).length;
+
+  expect(accepted + refused).toBe(40);
+  // Two entries a call: ten calls fit under 21, the eleventh would not.
+  expect(accepted).toBeLessThanOrEqual(10);
+  expect(accepted).toBeGreaterThan(0);
+  expect((await a.gauges(NOW)).queued).toBe(accepted * 2);
+});

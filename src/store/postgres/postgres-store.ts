@@ -906,19 +906,12 @@ export class PostgresStore implements Store {
         for (const row of rows) registered.add(row.id);
       }
 
-      // Backpressure, checked and reserved in one step: every counter row is locked, in key
-      // order, until this commit, so no other writer's reading can pass on the same depth.
-      let depth = 0;
-      if (jobs.some((job) => job.maxDepth > 0)) {
-        const counters = await this.query<{ name: string; value: number }>(
-          client,
-          `SELECT name, value FROM counters ORDER BY name FOR UPDATE`,
-        );
-        for (const row of counters) {
-          if (row.name === 'queued' || row.name === 'inflight') depth += row.value;
-        }
-      }
-
+      // Backpressure, in two readings. This one, without a lock, picks the calls that fit;
+      // the one at the end (see below) checks again under the counter rows' locks, so the
+      // limit is exact across coordinators while those rows are held only for the commit,
+      // not for the whole insert of a large batch.
+      const limited = jobs.some((job) => job.maxDepth > 0);
+      let depth = limited ? await this.depth(client, false) : 0;
       const accepted: EnqueueJob[] = [];
       for (const job of jobs) {
         if (job.maxDepth > 0 && depth + job.entries.length > job.maxDepth) {
@@ -1054,6 +1047,16 @@ export class PostgresStore implements Store {
       }
       tally.count('deduplicated', outcomes.filter((o) => o.duplicate).length);
 
+      // The second reading: others may have committed since the first. Should the calls no
+      // longer fit, the group fails whole and each call runs again alone (commit-group.ts),
+      // where the one that does not fit is refused by itself.
+      if (limited) {
+        const committed = await this.depth(client, true);
+        const adding = accepted.reduce((n, job) => n + job.entries.length, 0);
+        const limit = Math.min(...accepted.map((job) => job.maxDepth || Number.POSITIVE_INFINITY));
+        if (committed + adding > limit) throw queueFull(committed, limit, adding);
+      }
+
       const ready = new Map<string, number>();
       for (const [i, id] of cols.id.entries()) {
         if (
@@ -1078,6 +1081,23 @@ export class PostgresStore implements Store {
       }
       return results;
     });
+  }
+
+  /**
+   * Messages queued, delayed and in flight, as committed. `lock` takes every counter row, in
+   * key order, until this transaction ends: the order every writer's flush takes them in.
+   */
+  private async depth(client: Client, lock: boolean): Promise<number> {
+    const rows = await this.query<{ name: string; value: number }>(
+      client,
+      lock
+        ? 'SELECT name, value FROM counters ORDER BY name FOR UPDATE'
+        : `SELECT name, value FROM counters WHERE name IN ('inflight', 'queued')`,
+    );
+    return rows.reduce(
+      (sum, row) => (row.name === 'queued' || row.name === 'inflight' ? sum + row.value : sum),
+      0,
+    );
   }
 
   /**
