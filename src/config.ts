@@ -25,6 +25,8 @@ export interface Config {
   databaseUrl: string;
   /** Where the SQLite file and generated tokens live. */
   dataDir: string;
+  /** PostgreSQL only: connections this coordinator keeps to the database. */
+  databasePoolSize: number;
   logLevel: LogLevel;
   tokens: Tokens;
 
@@ -64,6 +66,13 @@ const SPEC = {
   host: { env: 'OWOKX_HOST', kind: 'string', default: '127.0.0.1' },
   port: { env: 'OWOKX_PORT', kind: 'int', min: 0, max: 65535, default: 8787 },
   databaseUrl: { env: 'OWOKX_DATABASE_URL', kind: 'string', default: 'sqlite:./data/swarm.db' },
+  databasePoolSize: {
+    env: 'OWOKX_DATABASE_POOL_SIZE',
+    kind: 'int',
+    min: 1,
+    max: 1000,
+    default: 10,
+  },
   logLevel: { env: 'OWOKX_LOG_LEVEL', kind: 'level', default: 'info' },
   staleAfterMs: { env: 'OWOKX_STALE_AFTER_MS', kind: 'int', min: 1000, default: 5 * MINUTE },
   heartbeatIntervalMs: { env: 'OWOKX_HEARTBEAT_INTERVAL_MS', kind: 'int', min: 100 },
@@ -183,6 +192,7 @@ export function loadConfig(
     port: values.port as number,
     databaseUrl,
     dataDir: path.resolve(dataDir),
+    databasePoolSize: values.databasePoolSize as number,
     logLevel: values.logLevel as LogLevel,
     tokens: Object.freeze({
       readonly: env.OWOKX_API_TOKEN_READONLY || undefined,

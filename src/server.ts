@@ -54,7 +54,7 @@ export async function openStore(config: Readonly<Config>, log?: Logger): Promise
   const warn = log === undefined ? {} : { warn: (message: string) => log.warn(message) };
   const store = config.databaseUrl.startsWith('sqlite:')
     ? new SqliteStore(sqlitePath(config.databaseUrl), warn)
-    : new PostgresStore(config.databaseUrl, warn);
+    : new PostgresStore(config.databaseUrl, { ...warn, poolSize: config.databasePoolSize });
 
   try {
     await store.migrate();

@@ -7,12 +7,16 @@ export function encodeCursor(position: Record<string, string | number | null>): 
   return Buffer.from(JSON.stringify(position)).toString('base64url');
 }
 
-/** What each key of a position must hold: any text, a finite number, or a decimal row id. */
-export type CursorField = 'text' | 'number' | 'rowId';
+/**
+ * What each key of a position must hold: any text, a time (integer epoch milliseconds, which
+ * every store's integer columns hold: a forged 1e300 or 1.5 is not a cursor of ours), or a
+ * decimal row id.
+ */
+export type CursorField = 'text' | 'time' | 'rowId';
 
 const VALID: Record<CursorField, (value: unknown) => boolean> = {
   text: (value) => typeof value === 'string' && value.length > 0,
-  number: (value) => typeof value === 'number' && Number.isFinite(value),
+  time: (value) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0,
   rowId: (value) => typeof value === 'string' && /^[1-9]\d{0,15}$/.test(value),
 };
 

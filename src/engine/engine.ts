@@ -608,7 +608,7 @@ export class SwarmEngine implements SwarmApi {
     const after =
       query.cursor === undefined
         ? undefined
-        : decodeCursor(query.cursor, { deadLetteredAt: 'number', queueId: 'rowId' });
+        : decodeCursor(query.cursor, { deadLetteredAt: 'time', queueId: 'rowId' });
     const page = await this.store.deadLetters({
       topic: query.topic,
       target: query.target,

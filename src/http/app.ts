@@ -18,7 +18,7 @@ import { invalidRequest, SwarmError } from '../core/errors.ts';
 import type { SwarmApi } from '../engine/contract.ts';
 import { authHooks, declaredScope } from './auth.ts';
 import { errorHandler, notFoundHandler } from './errors.ts';
-import { MAX_JSON_DEPTH, nestsDeeperThan } from './limits.ts';
+import { loneSurrogateAt, MAX_JSON_DEPTH, nestsDeeperThan } from './limits.ts';
 import { REDACT_PATHS, RequestLogController, requestId, requestLogger } from './logging.ts';
 import { createMetrics, type HttpMetrics } from './metrics.ts';
 import { registerAgentRoutes } from './routes/agents.ts';
@@ -162,6 +162,18 @@ export async function buildApp(options: BuildAppOptions): Promise<App> {
         return done(
           invalidRequest(`request body nests deeper than ${MAX_JSON_DEPTH} levels`, [
             { field: 'body', message: `at most ${MAX_JSON_DEPTH} levels of arrays and objects` },
+          ]),
+          undefined,
+        );
+      }
+      const surrogate = loneSurrogateAt(body as string, value);
+      if (surrogate !== null) {
+        return done(
+          invalidRequest('request body holds text that is not well-formed Unicode', [
+            {
+              field: surrogate,
+              message: 'a lone UTF-16 surrogate (\\ud800-\\udfff without its pair)',
+            },
           ]),
           undefined,
         );

@@ -48,6 +48,34 @@ export function nestsDeeperThan(text: string, max: number): boolean {
   return false;
 }
 
+/**
+ * Where a parsed body holds a lone UTF-16 surrogate ("\ud800" with no partner), in a string
+ * or a key: the path to it, else null. Such text has no UTF-8 form, and a database turns it
+ * into U+FFFD, so two different ids would become one. Raw UTF-8 cannot carry one (Node
+ * decodes invalid bytes as U+FFFD), only a \u escape can: bodies without such an escape,
+ * nearly all of them, are passed without a walk.
+ */
+export function loneSurrogateAt(text: string, value: unknown): string | null {
+  if (!SURROGATE_ESCAPE.test(text)) return null;
+  return walkForSurrogate(value, 'body');
+}
+
+const SURROGATE_ESCAPE = /\\u[dD][89a-fA-F]/;
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+function walkForSurrogate(value: unknown, path: string): string | null {
+  if (typeof value === 'string') return LONE_SURROGATE.test(value) ? path : null;
+  if (typeof value !== 'object' || value === null) return null;
+
+  for (const [key, item] of Object.entries(value)) {
+    const at = Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`;
+    if (LONE_SURROGATE.test(key)) return at;
+    const found = walkForSurrogate(item, at);
+    if (found !== null) return found;
+  }
+  return null;
+}
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const OPEN_BRACE = 0x7b;

@@ -21,6 +21,36 @@ describe('hardening', () => {
     await h.close();
   });
 
+  it('refuses text that is not well-formed Unicode, which a store would merge with U+FFFD', async () => {
+    // The escapes travel as written: JSON.stringify would keep a lone surrogate escaped too.
+    for (const raw of [
+      '{"message":{"id":"x\\ud800","target":"a1"}}',
+      '{"message":{"target":"a1","topic":"t\\udfff"}}',
+      '{"message":{"target":"a1","payload":{"k\\udbff":1}}}',
+    ]) {
+      const res = await call(h.app, { method: 'POST', url: '/swarm/messages', raw });
+      expect(res.status).toBe(400);
+      expect(res.body).toMatchObject({ error: { code: 'invalid_request' } });
+    }
+    const bad = await call(h.app, {
+      method: 'POST',
+      url: '/swarm/messages',
+      raw: '{"message":{"id":"x\\ud800","target":"a1"}}',
+    });
+    expect(bad.body).toMatchObject({ error: { details: [{ field: 'body.message.id' }] } });
+    expect((await call(h.app, { method: 'GET', url: '/swarm/queue' })).body).toMatchObject({
+      stats: { enqueued: 0 },
+    });
+
+    // A surrogate pair is one character, and welcome.
+    const ok = await call(h.app, {
+      method: 'POST',
+      url: '/swarm/messages',
+      raw: '{"message":{"id":"smile-\\ud83d\\ude00","target":"a1","payload":"\\ud83d\\ude00"}}',
+    });
+    expect(ok.status).toBe(200);
+  });
+
   it('refuses JSON nested deeper than 64 levels with a 400, failing no other request', async () => {
     const deep = `{"message":{"target":"a1","payload":${'['.repeat(5000)}1${']'.repeat(5000)}}}`;
     const [bad, good] = await Promise.all([
@@ -53,6 +83,18 @@ describe('hardening', () => {
       url: `/swarm/queue/dead-letters?cursor=${forged}`,
     });
     expect(dead.status).toBe(400);
+
+    // Numbers no store's integer column holds: 400 too, not the database's 500.
+    for (const deadLetteredAt of [1e300, 1.5, -1e20, 2 ** 63]) {
+      const odd = Buffer.from(JSON.stringify({ deadLetteredAt, queueId: '1' })).toString(
+        'base64url',
+      );
+      const res = await call(h.app, {
+        method: 'GET',
+        url: `/swarm/queue/dead-letters?cursor=${odd}`,
+      });
+      expect(res.status).toBe(400);
+    }
 
     const audit = Buffer.from(JSON.stringify({ id: 'abc' })).toString('base64url');
     expect((await call(h.app, { method: 'GET', url: `/swarm/audit?cursor=${audit}` })).status).toBe(
