@@ -4,6 +4,10 @@
 import { parseQueueId } from './rows.ts';
 import type { AgentFilter, DeadLetterFilter } from './store.ts';
 
+/** Requeue reads dead letters a page at a time, and passes at most this many per call. */
+export const REQUEUE_PAGE = 500;
+export const REQUEUE_SCAN_MAX = 10_000;
+
 export interface Where {
   sql: string;
   params: (string | number)[];

@@ -5,6 +5,14 @@ import type { EntryState, Stats } from '../core/types.ts';
 
 export type CounterName = keyof Stats | 'queued' | 'inflight' | 'dead';
 
+/** Rate buckets of ten seconds: a five-minute window sums thirty rows. */
+export const RATE_BUCKET_MS = 10_000;
+/** Rate buckets older than this are deleted; no window reads further back. */
+export const RATE_RETENTION_MS = 3_600_000;
+
+/** The bucket a time falls in. */
+export const rateBucket = (at: number): number => Math.floor(at / RATE_BUCKET_MS) * RATE_BUCKET_MS;
+
 export interface RateDelta {
   attempts: number;
   failures: number;

@@ -25,7 +25,7 @@ import type {
 import { STAT_NAMES } from '../../core/types.ts';
 import type { AuditRecord } from '../../engine/contract.ts';
 import { mapDriverError } from '../errors.ts';
-import { agentWhere, deadWhere, isUnfiltered } from '../filters.ts';
+import { agentWhere, deadWhere, isUnfiltered, REQUEUE_PAGE, REQUEUE_SCAN_MAX } from '../filters.ts';
 import {
   type AgentCountRow,
   type AgentRow,
@@ -62,7 +62,7 @@ import type {
   Store,
   StoreFileSizes,
 } from '../store.ts';
-import { Tally } from '../tally.ts';
+import { RATE_RETENTION_MS, rateBucket, Tally } from '../tally.ts';
 import { CommitGroup, type JobResult } from './commit-group.ts';
 import { PG_MIGRATIONS } from './migrations.ts';
 
@@ -73,11 +73,6 @@ export interface PostgresStoreOptions {
   warn?: (message: string) => void;
 }
 
-/** Rate buckets of ten seconds, as in the SQLite store: a five-minute window sums thirty. */
-const RATE_BUCKET_MS = 10_000;
-const RATE_RETENTION_MS = 3_600_000;
-const REQUEUE_PAGE = 500;
-const REQUEUE_SCAN_MAX = 10_000;
 /** A deadlock or serialization failure is tried again this many times in all. */
 const TX_TRIES = 3;
 const RETRY_CODES: ReadonlySet<string> = new Set(['40P01', '40001']);
@@ -181,6 +176,8 @@ export class PostgresStore implements Store {
   /** The LISTEN connection is down and its loss was reported: the retries stay quiet. */
   private listenFailing = false;
   private heardFirst: () => void = () => {};
+  /** When the sweep last deleted old rate buckets and empty gauges. */
+  private lastTidy = 0;
 
   constructor(url: string, options: PostgresStoreOptions = {}) {
     this.url = url;
@@ -467,7 +464,7 @@ export class PostgresStore implements Store {
         queued,
         inflight,
         dead,
-        Math.floor(tally.now / RATE_BUCKET_MS) * RATE_BUCKET_MS,
+        rateBucket(tally.now),
         r.attempts,
         r.failures,
         r.deadLettered,
@@ -667,7 +664,7 @@ export class PostgresStore implements Store {
         numbered(`SELECT count(*) AS n FROM agents ${count.sql}`),
         count.params,
       );
-      // agents.id is COLLATE "C": the order here is the order of the cursor's id > ?.
+      // agents.id is COLLATE "C" (migrations.ts), so this order is the cursor's id > ?.
       const rows = await this.query<AgentRow>(
         db,
         numbered(`SELECT * FROM agents ${page.sql} ORDER BY id LIMIT ?`),
@@ -682,7 +679,7 @@ export class PostgresStore implements Store {
       this.query<AgentRow>(
         db,
         `SELECT * FROM agents WHERE last_heartbeat >= $1 AND status <> 'offline'
-         ORDER BY id COLLATE "C"`,
+         ORDER BY id`,
         [since],
       ),
     );
@@ -707,43 +704,42 @@ export class PostgresStore implements Store {
     now: number,
   ): Promise<RemoveAgentsOutcome> {
     return this.tx(now, async (client, tally) => {
-      const outcome: RemoveAgentsOutcome = { removed: [], released: 0, deadLettered: 0 };
+      const gone = await this.query<{ id: string }>(
+        client,
+        'DELETE FROM agents WHERE id = ANY($1::text[]) RETURNING id',
+        [ids],
+      );
+      const removed = gone.map((row) => row.id).sort();
+      if (removed.length === 0) return { removed, released: 0, deadLettered: 0 };
+      for (const table of ['agent_capabilities', 'subscriptions', 'agent_metrics']) {
+        await this.query(client, `DELETE FROM ${table} WHERE agent_id = ANY($1::text[])`, [
+          removed,
+        ]);
+      }
 
-      for (const id of [...new Set(ids)].sort()) {
-        const gone = await this.query(client, 'DELETE FROM agents WHERE id = $1 RETURNING 1', [id]);
-        if (gone.length === 0) continue;
-        outcome.removed.push(id);
-        await this.query(client, 'DELETE FROM agent_capabilities WHERE agent_id = $1', [id]);
-        await this.query(client, 'DELETE FROM subscriptions WHERE agent_id = $1', [id]);
-        await this.query(client, 'DELETE FROM agent_metrics WHERE agent_id = $1', [id]);
-
-        // Leases held by the agent go back at once, their attempt counted; those addressed
-        // to it alone have nowhere to go. Its pending direct entries are left to
-        // deadLetterUnroutable, which takes them in batches.
-        const held = await this.leasedRows(client, 'assigned_to = $1', [id]);
-        const direct: LeasedRow[] = [];
-        const spent: LeasedRow[] = [];
-        const released: LeasedRow[] = [];
-        for (const row of held) {
-          const fate = fateOfLease(row, id);
-          if (fate === 'direct') direct.push(row);
-          else if (fate === 'spent') spent.push(row);
-          else released.push(row);
-        }
-        await this.deadLetterRows(client, direct, reason, null, now, tally);
-        await this.deadLetterRows(
+      // Leases held by the agents go back at once, their attempt counted; those addressed to
+      // their holder alone have nowhere to go. Their pending direct entries are left to
+      // deadLetterUnroutable, which takes them in batches.
+      const held = await this.leasedRows(client, 'assigned_to = ANY($1::text[])', [removed]);
+      const direct = held.filter((row) => fateOfLease(row) === 'direct');
+      const released = held.filter((row) => fateOfLease(row) === 'released');
+      let deadLettered = await this.deadLetterRows(client, direct, reason, null, now, tally);
+      // A spent lease ends as a lapsed one would, its error naming the holder removed.
+      for (const holder of removed) {
+        const spent = held.filter(
+          (row) => row.assigned_to === holder && fateOfLease(row) === 'spent',
+        );
+        deadLettered += await this.deadLetterRows(
           client,
           spent,
           'max_attempts',
-          `lease holder ${id} removed`,
+          `lease holder ${holder} removed`,
           now,
           tally,
         );
-        await this.releaseRows(client, released, now, null, now, tally);
-        outcome.deadLettered += direct.length + spent.length;
-        outcome.released += released.length;
       }
-      return outcome;
+      await this.releaseRows(client, released, () => now, null, tally);
+      return { removed, released: released.length, deadLettered };
     });
   }
 
@@ -764,7 +760,7 @@ export class PostgresStore implements Store {
       let released = 0;
       let deadLettered = 0;
       for (const row of held) {
-        if (fateOfLease(row, row.assigned_to as string) === 'released') released += 1;
+        if (fateOfLease(row) === 'released') released += 1;
         else deadLettered += 1;
       }
       const [direct] = await this.query<{ n: number }>(
@@ -781,7 +777,7 @@ export class PostgresStore implements Store {
     const rows = await this.read((db) =>
       this.query<{ id: string }>(
         db,
-        'SELECT id FROM agents WHERE last_heartbeat < $1 ORDER BY id COLLATE "C"',
+        'SELECT id FROM agents WHERE last_heartbeat < $1 ORDER BY id',
         [before],
       ),
     );
@@ -836,7 +832,7 @@ export class PostgresStore implements Store {
     const rows = await this.read((db) =>
       this.query<{ agent_id: string }>(
         db,
-        'SELECT agent_id FROM subscriptions WHERE topic = $1 ORDER BY agent_id COLLATE "C"',
+        'SELECT agent_id FROM subscriptions WHERE topic = $1 ORDER BY agent_id',
         [topic],
       ),
     );
@@ -849,12 +845,12 @@ export class PostgresStore implements Store {
         ? this.query<{ topic: string; agent_id: string }>(
             db,
             `SELECT topic, agent_id FROM subscriptions
-             ORDER BY topic COLLATE "C", agent_id COLLATE "C"`,
+             ORDER BY topic, agent_id`,
           )
         : this.query<{ topic: string; agent_id: string }>(
             db,
             `SELECT topic, agent_id FROM subscriptions WHERE topic = $1
-             ORDER BY agent_id COLLATE "C"`,
+             ORDER BY agent_id`,
             [topic],
           ),
     );
@@ -865,7 +861,7 @@ export class PostgresStore implements Store {
     const rows = await this.read((db) =>
       this.query<{ topic: string }>(
         db,
-        'SELECT topic FROM subscriptions WHERE agent_id = $1 ORDER BY topic COLLATE "C"',
+        'SELECT topic FROM subscriptions WHERE agent_id = $1 ORDER BY topic',
         [agentId],
       ),
     );
@@ -900,7 +896,7 @@ export class PostgresStore implements Store {
       if (direct.length > 0) {
         const rows = await this.query<{ id: string }>(
           client,
-          'SELECT id FROM agents WHERE id = ANY($1::text[]) ORDER BY id COLLATE "C" FOR KEY SHARE',
+          'SELECT id FROM agents WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE',
           [direct],
         );
         for (const row of rows) registered.add(row.id);
@@ -1033,6 +1029,8 @@ export class PostgresStore implements Store {
         }
       }
 
+      // Counted, and the routes made ready now told to the other coordinators (announce).
+      const ready = new Map<string, number>();
       for (const [i, id] of cols.id.entries()) {
         if (!inserted.has(id)) continue;
         const dead = cols.state[i] === 'dead';
@@ -1043,6 +1041,8 @@ export class PostgresStore implements Store {
         if (dead) {
           tally.count('deadLettered');
           tally.rate.deadLettered += 1;
+        } else if ((cols.availableAt[i] as number) <= now) {
+          ready.set(route, (ready.get(route) ?? 0) + 1);
         }
       }
       tally.count('deduplicated', outcomes.filter((o) => o.duplicate).length);
@@ -1057,18 +1057,6 @@ export class PostgresStore implements Store {
         if (committed + adding > limit) throw queueFull(committed, limit, adding);
       }
 
-      const ready = new Map<string, number>();
-      for (const [i, id] of cols.id.entries()) {
-        if (
-          !inserted.has(id) ||
-          cols.state[i] === 'dead' ||
-          (cols.availableAt[i] as number) > now
-        ) {
-          continue;
-        }
-        const route = `${cols.kind[i]}:${cols.key[i]}`;
-        ready.set(route, (ready.get(route) ?? 0) + 1);
-      }
       await this.announce(client, ready);
 
       // Hand each accepted call its own outcomes, in the order of its entries.
@@ -1217,12 +1205,7 @@ export class PostgresStore implements Store {
 
       const credited = new Set<number>();
       const outcomes: AckOutcome[] = [];
-      const unexplained: {
-        outcome: AckOutcome;
-        queueId: string;
-        id: number | null;
-        agentId?: string;
-      }[] = [];
+      const unexplained: { refusal: { why: string }; id: number | null; agentId?: string }[] = [];
       for (const job of jobs) {
         const outcome: AckOutcome = { acked: 0, rejected: [] };
         outcomes.push(outcome);
@@ -1237,11 +1220,10 @@ export class PostgresStore implements Store {
             tally.move(row, 'inflight', null, routeOf(row));
             continue;
           }
-          const why = { queueId, why: '' };
-          outcome.rejected.push(why);
+          const refusal = { queueId, why: '' };
+          outcome.rejected.push(refusal);
           unexplained.push({
-            outcome,
-            queueId,
+            refusal,
             id,
             ...(job.agentId === undefined ? {} : { agentId: job.agentId }),
           });
@@ -1249,21 +1231,12 @@ export class PostgresStore implements Store {
       }
 
       if (unexplained.length > 0) {
-        const known = unexplained.flatMap((u) => (u.id === null ? [] : [u.id]));
-        const rows = await this.query<{
-          queue_id: number;
-          state: string;
-          assigned_to: string | null;
-        }>(
+        const stored = await this.storedStates(
           client,
-          'SELECT queue_id, state, assigned_to FROM entries WHERE queue_id = ANY($1::bigint[])',
-          [known],
+          unexplained.map((u) => u.id),
         );
-        const stored = new Map(rows.map((row) => [row.queue_id, row]));
         for (const u of unexplained) {
-          const why = u.outcome.rejected.find((r) => r.queueId === u.queueId && r.why === '');
-          if (why === undefined) continue;
-          why.why = whyNotLeased(u.id, u.agentId, deleted, stored);
+          u.refusal.why = whyNotLeased(u.id, u.agentId, deleted, stored);
         }
       }
 
@@ -1271,6 +1244,19 @@ export class PostgresStore implements Store {
       tally.rate.delivered += credited.size;
       return outcomes.map((value) => ({ value }));
     });
+  }
+
+  /** The state and holder of each entry still stored, for why an ack or a nack was refused. */
+  private async storedStates(
+    client: Client,
+    ids: (number | null)[],
+  ): Promise<Map<number, { state: string; assigned_to: string | null }>> {
+    const rows = await this.query<{ queue_id: number; state: string; assigned_to: string | null }>(
+      client,
+      'SELECT queue_id, state, assigned_to FROM entries WHERE queue_id = ANY($1::bigint[])',
+      [ids.filter((id): id is number => id !== null)],
+    );
+    return new Map(rows.map((row) => [row.queue_id, row]));
   }
 
   /** Inflight rows matching `where`, locked, in id order. */
@@ -1311,16 +1297,10 @@ export class PostgresStore implements Store {
       }
 
       if (unexplained.length > 0) {
-        const stored = await this.query<{
-          queue_id: number;
-          state: string;
-          assigned_to: string | null;
-        }>(
+        const byId = await this.storedStates(
           client,
-          'SELECT queue_id, state, assigned_to FROM entries WHERE queue_id = ANY($1::bigint[])',
-          [unexplained.flatMap((u) => (u.id === null ? [] : [u.id]))],
+          unexplained.map((u) => u.id),
         );
-        const byId = new Map(stored.map((row) => [row.queue_id, row]));
         for (const u of unexplained) {
           outcome.rejected.push({
             queueId: u.queueId,
@@ -1344,11 +1324,9 @@ export class PostgresStore implements Store {
       await this.releaseRows(
         client,
         retried,
-        null,
-        options.error,
-        options.now,
-        tally,
         (row) => options.now + (options.delayMs ?? backoff(row.attempts)),
+        options.error,
+        tally,
       );
       tally.count('retried', retried.length);
       outcome.deadLettered = dead.length;
@@ -1358,17 +1336,15 @@ export class PostgresStore implements Store {
   }
 
   /**
-   * Leased rows back to pending: available at `availableAt`, or at what `at` gives each row;
-   * `error` replaces the last error when given. Their attempt stays counted.
+   * Leased rows back to pending, each available at what `at` gives it; `error` replaces the
+   * last error when given. Their attempt stays counted.
    */
   private async releaseRows(
     client: Client,
     rows: LeasedRow[],
-    availableAt: number | null,
+    at: (row: LeasedRow) => number,
     error: string | null,
-    now: number,
     tally: Tally,
-    at?: (row: LeasedRow) => number,
   ): Promise<void> {
     if (rows.length === 0) return;
     await this.query(
@@ -1376,28 +1352,25 @@ export class PostgresStore implements Store {
       `UPDATE entries e SET state = 'pending', available_at = x.at, assigned_to = NULL,
          lease_expires_at = NULL, last_error = COALESCE($3, e.last_error)
        FROM unnest($1::bigint[], $2::bigint[]) AS x(id, at) WHERE e.queue_id = x.id`,
-      [
-        rows.map((row) => row.queue_id),
-        rows.map((row) => at?.(row) ?? availableAt ?? now),
-        storedError(error),
-      ],
+      [rows.map((row) => row.queue_id), rows.map(at), storedError(error)],
     );
     for (const row of rows) tally.move(row, 'inflight', 'pending', routeOf(row));
   }
 
   /**
-   * Live rows (pending or leased, as `from` says of each) to the dead-letter queue. `error`
-   * replaces the stored last error when given. The attempts stored are those made.
+   * Live rows (pending or leased) to the dead-letter queue; `error` replaces the stored last
+   * error when given, and the attempts stored are those made. Answers how many moved: the
+   * counters follow the rows that moved, not the ones asked for.
    */
   private async deadLetterRows(
     client: Client,
-    rows: (GaugedRow & { state?: string })[],
+    rows: { queue_id: number }[],
     reason: DeadLetterReason,
     error: string | null,
     now: number,
     tally: Tally,
-  ): Promise<void> {
-    if (rows.length === 0) return;
+  ): Promise<number> {
+    if (rows.length === 0) return 0;
     const moved = await this.query<GaugedRow & { was: 'pending' | 'inflight' }>(
       client,
       `UPDATE entries e SET state = 'dead', reason = $2, dead_lettered_at = $3,
@@ -1408,10 +1381,10 @@ export class PostgresStore implements Store {
        RETURNING e.queue_id, e.topic, e.route_kind, e.route_key, old.was`,
       [rows.map((row) => row.queue_id), reason, now, storedError(error)],
     );
-    // The counters follow the rows that moved, not the ones asked for.
     for (const row of moved) tally.move(row, row.was, 'dead', routeOf(row));
     tally.count('deadLettered', moved.length);
     tally.rate.deadLettered += moved.length;
+    return moved.length;
   }
 
   async releaseExpiredLeases(now: number, backoff: BackoffFn, limit: number): Promise<number> {
@@ -1431,11 +1404,9 @@ export class PostgresStore implements Store {
       await this.releaseRows(
         client,
         retried,
-        null,
-        'lease expired',
-        now,
-        tally,
         (row) => now + backoff(row.attempts),
+        'lease expired',
+        tally,
       );
       tally.count('retried', retried.length);
       return expired.length;
@@ -1451,9 +1422,7 @@ export class PostgresStore implements Store {
          ORDER BY expires_at, queue_id LIMIT $2 FOR UPDATE SKIP LOCKED`,
         [now, limit],
       );
-      const before = tally.counters.get('deadLettered') ?? 0;
-      await this.deadLetterRows(client, expired, 'expired', null, now, tally);
-      const moved = (tally.counters.get('deadLettered') ?? 0) - before;
+      const moved = await this.deadLetterRows(client, expired, 'expired', null, now, tally);
       tally.count('expired', moved);
       return moved;
     });
@@ -1462,8 +1431,6 @@ export class PostgresStore implements Store {
     if (count === 0) await this.tidy(now);
     return count;
   }
-
-  private lastTidy = 0;
 
   private async tidy(now: number): Promise<void> {
     if (now - this.lastTidy < 60_000) return;
@@ -1491,9 +1458,7 @@ export class PostgresStore implements Store {
          ORDER BY queue_id LIMIT $2 FOR UPDATE SKIP LOCKED`,
         [agentIds, limit],
       );
-      const before = tally.counters.get('deadLettered') ?? 0;
-      await this.deadLetterRows(client, rows, reason, null, now, tally);
-      return (tally.counters.get('deadLettered') ?? 0) - before;
+      return this.deadLetterRows(client, rows, reason, null, now, tally);
     });
   }
 
@@ -1591,7 +1556,7 @@ export class PostgresStore implements Store {
         if (targets.length > 0) {
           const held = await this.query<{ id: string }>(
             db,
-            'SELECT id FROM agents WHERE id = ANY($1::text[]) ORDER BY id COLLATE "C" FOR KEY SHARE',
+            'SELECT id FROM agents WHERE id = ANY($1::text[]) ORDER BY id FOR KEY SHARE',
             [targets],
           );
           const present = new Set(held.map((row) => row.id));
@@ -1731,8 +1696,15 @@ export class PostgresStore implements Store {
     return (await this.counts(now)).gauges;
   }
 
+  /** The counters alone: no reading of the delayed entries, which grows with them. */
   async stats(): Promise<Stats> {
-    return (await this.counts(Date.now())).stats;
+    const [row] = await this.read((db) =>
+      this.query<{ counters: Record<string, number> }>(
+        db,
+        'SELECT json_object_agg(name, value) AS counters FROM counters',
+      ),
+    );
+    return statsOf(row?.counters ?? {});
   }
 
   /** One statement, so one snapshot: the counters and the gauges of the same commits. */
@@ -1748,10 +1720,8 @@ export class PostgresStore implements Store {
       ),
     );
     const counters = row?.counters ?? {};
-    const stats = {} as Stats;
-    for (const name of STAT_NAMES) stats[name] = Number(counters[name] ?? 0);
     return {
-      stats,
+      stats: statsOf(counters),
       gauges: {
         queued: Math.max(0, Number(counters.queued ?? 0)),
         delayed: row?.delayed ?? 0,
@@ -1768,7 +1738,7 @@ export class PostgresStore implements Store {
         db,
         `SELECT key, queued, inflight, dead FROM gauges
          WHERE dim = 'topic' AND (queued <> 0 OR inflight <> 0 OR dead <> 0)
-         ORDER BY key COLLATE "C"`,
+         ORDER BY key`,
       ),
     );
     const byTopic = dict<TopicGauges>();
@@ -1783,7 +1753,7 @@ export class PostgresStore implements Store {
       this.query<{ key: string; queued: number; inflight: number }>(
         db,
         `SELECT key, queued, inflight FROM gauges
-         WHERE dim = 'route' AND (queued <> 0 OR inflight <> 0) ORDER BY key COLLATE "C"`,
+         WHERE dim = 'route' AND (queued <> 0 OR inflight <> 0) ORDER BY key`,
       ),
     );
     return rows.map((row) => {
@@ -1798,7 +1768,7 @@ export class PostgresStore implements Store {
   }
 
   async rates(since: number): Promise<RateTotals> {
-    const bucket = Math.floor(since / RATE_BUCKET_MS) * RATE_BUCKET_MS;
+    const bucket = rateBucket(since);
     const [row] = await this.read((db) =>
       this.query<Omit<RateTotals, 'from'> & { oldest: number | null }>(
         db,
@@ -1911,6 +1881,13 @@ export class PostgresStore implements Store {
   }
 }
 
+/** The contract's stats from the counters table, read as one JSON object. */
+function statsOf(counters: Record<string, number>): Stats {
+  const stats = {} as Stats;
+  for (const name of STAT_NAMES) stats[name] = Number(counters[name] ?? 0);
+  return stats;
+}
+
 /** See borrow(): the error also fails the query in progress, which is where it is handled. */
 function ignoreBorrowedError(): void {}
 
@@ -1933,8 +1910,8 @@ function inClaimOrder(rows: ClaimedRow[]): ClaimedRow[] {
  * nowhere to go (`direct`); one on its last attempt ends as a lapsed lease would (`spent`);
  * any other goes back to the queue.
  */
-function fateOfLease(row: LeasedRow, holder: string): 'direct' | 'spent' | 'released' {
-  if (row.route_kind === 'agent' && row.route_key === holder) return 'direct';
+function fateOfLease(row: LeasedRow): 'direct' | 'spent' | 'released' {
+  if (row.route_kind === 'agent' && row.route_key === row.assigned_to) return 'direct';
   return row.attempts >= row.max_attempts ? 'spent' : 'released';
 }
 

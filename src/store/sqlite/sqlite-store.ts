@@ -26,7 +26,7 @@ import type {
 import { STAT_NAMES } from '../../core/types.ts';
 import type { AuditRecord } from '../../engine/contract.ts';
 import { mapDriverError } from '../errors.ts';
-import { agentWhere, deadWhere, isUnfiltered } from '../filters.ts';
+import { agentWhere, deadWhere, isUnfiltered, REQUEUE_PAGE, REQUEUE_SCAN_MAX } from '../filters.ts';
 import {
   type AgentCountRow,
   type AgentRow,
@@ -63,7 +63,7 @@ import type {
   Store,
   StoreFileSizes,
 } from '../store.ts';
-import { NO_TOPIC, type RateDelta, Tally } from '../tally.ts';
+import { NO_TOPIC, RATE_RETENTION_MS, type RateDelta, rateBucket, Tally } from '../tally.ts';
 import { Checkpointer } from './checkpointer.ts';
 import { FreshMessages } from './fresh-messages.ts';
 import { type LiveEntry, LiveIndex, type NewLiveEntry } from './live-index.ts';
@@ -85,13 +85,6 @@ export interface SqliteStoreOptions {
   warn?: (message: string) => void;
 }
 
-/** Requeue reads dead letters a page at a time, and passes at most this many per call. */
-const REQUEUE_PAGE = 500;
-const REQUEUE_SCAN_MAX = 10_000;
-
-/** Rate buckets of ten seconds: a five-minute window sums thirty rows. */
-export const RATE_BUCKET_MS = 10_000;
-
 const ENTRY_GAUGE_COLUMNS = 'queue_id, topic, state';
 
 interface GaugeRow {
@@ -100,8 +93,6 @@ interface GaugeRow {
   state: QueueEntry['state'];
 }
 
-/** Rate buckets older than this are deleted; no window reads further back. */
-const RATE_RETENTION_MS = 3_600_000;
 const RATE_SAVE_INTERVAL_MS = 1_000;
 /** Up to this many ids are read one statement each rather than through json_each. */
 const FEW_IDS = 8;
@@ -369,7 +360,7 @@ export class SqliteStore implements Store {
 
   private addRates(now: number, r: RateDelta): void {
     if (!(r.attempts || r.failures || r.deadLettered || r.enqueued || r.delivered)) return;
-    const bucket = Math.floor(now / RATE_BUCKET_MS) * RATE_BUCKET_MS;
+    const bucket = rateBucket(now);
     const unsaved = this.unsavedRates.get(bucket);
     if (unsaved === undefined) this.unsavedRates.set(bucket, { ...r });
     else for (const k of RATE_KEYS) unsaved[k] += r[k];
@@ -1493,7 +1484,7 @@ export class SqliteStore implements Store {
 
   async rates(since: number): Promise<RateTotals> {
     return this.read(() => {
-      const bucket = Math.floor(since / RATE_BUCKET_MS) * RATE_BUCKET_MS;
+      const bucket = rateBucket(since);
       const row = this.sql(
         `SELECT COALESCE(SUM(attempts), 0) AS deliveryAttempts,
            COALESCE(SUM(failures), 0) AS deliveryFailures,
